@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# prometheus.sh start|stop DIR: a real Prometheus for tests on 127.0.0.1 (free port, scrape and rule
+# evaluation every 1 s, TSDB under DIR/prometheus/data) scraping the test exporter (exporter.py, also
+# started here on a free port). Installs Debian's "prometheus" package if the binary is missing (its
+# service is never started: this script runs the binary itself). start writes DIR/prometheus.env with
+# PROMETHEUS_URL and EXPORTER_URL and waits until the exporter target is up; stop ends both processes.
+# Env: PROMETHEUS (binary, default: prometheus in PATH), PYTHON (default python3), PROM_TIMEOUT (60).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=lib.sh
+source "$HERE/lib.sh"
+
+usage() { echo "usage: prometheus.sh start|stop DIR" >&2; exit 2; }
+CMD=${1:-}
+DIR=${2:-}
+[[ -n $CMD && -n $DIR ]] || usage
+mkdir -p "$DIR"
+DIR=$(cd "$DIR" && pwd)
+PIDS=$DIR/prometheus.pids
+PD=$DIR/prometheus
+TIMEOUT=${PROM_TIMEOUT:-60}
+
+case $CMD in
+  stop)
+    stop_all "$PIDS" "${GRACE:-10}"
+    rm -f "$DIR/prometheus.env"
+    echo "prometheus in $DIR stopped"
+    exit 0
+    ;;
+  start) ;;
+  *) usage ;;
+esac
+
+T0=$(now)
+log() { printf '[prometheus %5ss] %s\n' "$(elapsed "$T0")" "$*" >&2; }
+
+if [[ -f $PIDS ]] && any_alive "$PIDS"; then
+  echo "prometheus.sh: already running for $DIR (prometheus.sh stop $DIR first)" >&2
+  exit 1
+fi
+stop_all "$PIDS" 2 # leftovers of a half-dead earlier start
+
+PROMETHEUS=${PROMETHEUS:-$(command -v prometheus || true)}
+if [[ -z $PROMETHEUS ]]; then
+  log "prometheus not installed: apt-get update && apt-get install -y prometheus"
+  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; } \
+    >"$DIR/prometheus-apt.log" 2>&1; then
+    tail -n 30 "$DIR/prometheus-apt.log" >&2
+    exit 1
+  fi
+  PROMETHEUS=$(command -v prometheus)
+fi
+PYTHON=${PYTHON:-python3}
+
+STEP=starting
+CURRENT=exporter
+UP_OK=0
+on_exit() {
+  local rc=$?
+  [[ $UP_OK == 1 ]] && return 0
+  echo "prometheus.sh: FAILED (exit $rc) during: $STEP" >&2
+  for c in exporter prometheus; do
+    if [[ -f $PD/$c.log && ( $c == "$CURRENT" || $c == "$(first_dead "$PIDS" || true)" ) ]]; then
+      echo "----- tail of $PD/$c.log -----" >&2
+      tail -n 40 "$PD/$c.log" >&2
+    fi
+  done
+  stop_all "$PIDS" 5 || true
+  exit "$rc"
+}
+trap on_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP
+
+# wait_until TIMEOUT CMD...: poll every 0.2 s, fail early if a started process died
+wait_until() {
+  local deadline dead
+  deadline=$(awk -v t="$EPOCHREALTIME" -v d="$1" 'BEGIN { printf "%d", t + d }')
+  shift
+  until "$@" >/dev/null 2>&1; do
+    if dead=$(first_dead "$PIDS"); then
+      CURRENT=$dead
+      echo "prometheus.sh: $dead exited" >&2
+      return 1
+    fi
+    if ((${EPOCHREALTIME%.*} >= deadline)); then
+      echo "prometheus.sh: timed out: $STEP" >&2
+      return 1
+    fi
+    sleep 0.2
+  done
+}
+
+rm -rf "$PD"
+mkdir -p "$PD/data"
+: >"$PIDS"
+
+STEP="starting exporter"
+CURRENT=exporter
+start_bg "$PIDS" "$PD/exporter.log" exporter "$PYTHON" "$HERE/exporter.py" \
+  --host 127.0.0.1 --port 0 --port-file "$PD/exporter.port"
+wait_until "$TIMEOUT" test -s "$PD/exporter.port"
+EXPORTER_URL=http://127.0.0.1:$(cat "$PD/exporter.port")
+wait_until "$TIMEOUT" curl -sf "$EXPORTER_URL/healthz"
+log "exporter ready at $EXPORTER_URL"
+
+STEP="starting prometheus"
+CURRENT=prometheus
+PROM_PORT=$(freeport)
+PROMETHEUS_URL=http://127.0.0.1:$PROM_PORT
+cat >"$PD/prometheus.yml" <<EOF
+global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+  evaluation_interval: 1s
+scrape_configs:
+- job_name: test-exporter
+  honor_labels: true   # keep labels such as namespace/job exactly as the test set them
+  static_configs:
+  - targets: ['${EXPORTER_URL#http://}']
+EOF
+start_bg "$PIDS" "$PD/prometheus.log" prometheus "$PROMETHEUS" \
+  --config.file="$PD/prometheus.yml" --storage.tsdb.path="$PD/data" \
+  --web.listen-address="127.0.0.1:$PROM_PORT" --storage.tsdb.retention.time=1d
+wait_until "$TIMEOUT" curl -sf "$PROMETHEUS_URL/-/ready"
+log "prometheus ready at $PROMETHEUS_URL"
+
+STEP="waiting for the exporter target to be up"
+target_up() {
+  curl -sf "$PROMETHEUS_URL/api/v1/query" --data-urlencode 'query=up{job="test-exporter"} == 1' |
+    grep -q '"result":\[{'
+}
+wait_until "$TIMEOUT" target_up
+
+{
+  echo "# written by tests/cluster/prometheus.sh; source it"
+  printf 'export PROMETHEUS_URL=%q\n' "$PROMETHEUS_URL"
+  printf 'export EXPORTER_URL=%q\n' "$EXPORTER_URL"
+} >"$DIR/prometheus.env"
+UP_OK=1
+log "prometheus $PROMETHEUS_URL scraping exporter $EXPORTER_URL"
+echo "prometheus start-up took $(elapsed "$T0") s (source $DIR/prometheus.env; stop with tests/cluster/prometheus.sh stop $DIR)"
