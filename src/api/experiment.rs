@@ -1,0 +1,264 @@
+//! The Experiment kind: an online A/B/n or shadow comparison of model versions with a statistical decision.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+use super::common::{DeploymentRef, MetricCheck, ModelRef};
+use super::duration::Duration;
+
+/// A time-boxed online comparison of model variants against a ModelDeployment's stable version.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[kube(
+    group = "champion.ml",
+    version = "v1alpha1",
+    kind = "Experiment",
+    namespaced,
+    status = "ExperimentStatus",
+    shortname = "mlx",
+    category = "champion",
+    cel,
+    printcolumn(name = "Deployment", type_ = "string", json_path = ".spec.deploymentRef.name"),
+    printcolumn(name = "Mode", type_ = "string", json_path = ".spec.mode"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Winner", type_ = "string", json_path = ".status.winner"),
+    printcolumn(name = "Confidence", type_ = "number", json_path = ".spec.decision.confidence"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("self.mode != 'shadow' || self.variants.size() == 1")
+        .message("shadow mode compares exactly one variant against the control"),
+    validation = Rule::new("self.deploymentRef == oldSelf.deploymentRef").message("deploymentRef is immutable")
+)]
+pub struct ExperimentSpec {
+    /// The ModelDeployment whose stable version is the control.
+    pub deployment_ref: DeploymentRef,
+    /// `split` (A/B/n on live traffic) or `shadow` (mirrored requests, outputs compared).
+    pub mode: ExperimentMode,
+    /// The challengers; the rest of the traffic stays on stable (the control, named `control`).
+    #[schemars(length(min = 1, max = 8))]
+    #[x_kube(
+        validation = Rule::new("self.all(v, self.exists_one(w, w.name == v.name))").message("variant names must be unique"),
+        validation = Rule::new("self.map(v, v.weight).sum() <= 100").message("variant weights must sum to at most 100"),
+        validation = Rule::new("self.all(v, v.name != 'control')").message("the name control is reserved for the stable version")
+    )]
+    pub variants: Vec<Variant>,
+    /// How requests are assigned to variants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignment: Option<Assignment>,
+    /// The one metric that decides.
+    pub objective: Objective,
+    /// Metrics that must not get worse, whatever the objective says.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    #[x_kube(validation = Rule::new("self.all(m, self.exists_one(n, n.name == m.name))").message("guardrail names must be unique"))]
+    pub guardrails: Vec<MetricCheck>,
+    /// When and how the experiment decides.
+    pub decision: Decision,
+    /// `promote` rolls the winner out through the ModelDeployment's steps; `none` only reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_success: Option<OnSuccess>,
+}
+
+/// How the experiment routes traffic.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum ExperimentMode {
+    /// A/B/n: each variant serves its weight of live traffic.
+    #[default]
+    Split,
+    /// The variant receives mirrored requests and serves nobody.
+    Shadow,
+}
+
+/// A challenger model.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Variant {
+    /// The variant's name (lowercase, as in a label value).
+    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    pub name: String,
+    /// The model it serves.
+    pub model: ModelRef,
+    /// Percent of live traffic (split mode) or of mirrored requests (shadow mode).
+    #[schemars(range(min = 0, max = 100))]
+    pub weight: i32,
+}
+
+/// Sticky assignment of users to variants.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Assignment {
+    /// The request header hashed for sticky assignment where the router supports it; else random.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256))]
+    pub header: Option<String>,
+}
+
+/// The kind of objective metric.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum ObjectiveType {
+    /// successes / trials, such as a conversion rate.
+    #[default]
+    Proportion,
+    /// sum / count, with the sum of squares for the variance, such as revenue per session.
+    Mean,
+}
+
+/// Whether larger or smaller is better.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum Goal {
+    /// Larger is better.
+    #[default]
+    Maximize,
+    /// Smaller is better.
+    Minimize,
+}
+
+/// The metric that decides the experiment; its queries return totals over `{{window}}` per `{{variant}}`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("self.type != 'proportion' || (has(self.successes) && has(self.trials))").message("a proportion objective needs successes and trials"),
+    validation = Rule::new("self.type != 'mean' || (has(self.sum) && has(self.count) && has(self.sumOfSquares))").message("a mean objective needs sum, count and sumOfSquares")
+)]
+pub struct Objective {
+    /// The objective's name.
+    #[schemars(length(min = 1, max = 63))]
+    pub name: String,
+    /// `proportion` (successes/trials) or `mean` (sum/count).
+    #[serde(rename = "type")]
+    pub type_: ObjectiveType,
+    /// The Prometheus provider by name (default `default`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub provider: Option<String>,
+    /// Proportion: the query counting successes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 4096))]
+    pub successes: Option<String>,
+    /// Proportion: the query counting trials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 4096))]
+    pub trials: Option<String>,
+    /// Mean: the query summing the values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 4096))]
+    pub sum: Option<String>,
+    /// Mean: the query counting the values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 4096))]
+    pub count: Option<String>,
+    /// Mean: the query summing the squared values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 4096))]
+    pub sum_of_squares: Option<String>,
+    /// `maximize` or `minimize`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub goal: Option<Goal>,
+}
+
+/// The statistical test that decides.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum DecisionMethod {
+    /// An always-valid sequential test: looking at the results continuously does not inflate errors.
+    #[default]
+    Sequential,
+    /// A classical test, read once when every variant has its minimum samples.
+    FixedHorizon,
+}
+
+/// When and how the experiment decides.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Decision {
+    /// The confidence level, e.g. 0.95.
+    #[schemars(range(min = 0.5, max = 0.9999))]
+    pub confidence: f64,
+    /// No decision before every variant has this many samples (trials or count).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1_000_000_000))]
+    pub min_samples_per_variant: Option<i64>,
+    /// `sequential` (the default) or `fixedHorizon`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<DecisionMethod>,
+    /// The experiment ends as Inconclusive after this long without a decision.
+    pub max_duration: Duration,
+}
+
+/// What happens when a challenger wins.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum OnSuccess {
+    /// Roll the winner out through the ModelDeployment's steps.
+    Promote,
+    /// Report the winner only.
+    #[default]
+    None,
+}
+
+/// Where an Experiment stands.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ExperimentPhase {
+    /// Accepted, not yet running (or the spec is invalid; see conditions).
+    #[default]
+    Pending,
+    /// Collecting samples.
+    Running,
+    /// A decision was reached.
+    Concluded,
+    /// maxDuration passed without a decision.
+    Inconclusive,
+    /// Stopped by a person or by a guardrail.
+    Aborted,
+}
+
+/// The estimate for one variant.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct VariantResult {
+    /// The variant's name (`control` for stable).
+    pub name: String,
+    /// Samples seen (trials or count).
+    pub samples: i64,
+    /// The estimated objective.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimate: Option<f64>,
+    /// The confidence interval of the estimate, `[low, high]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub interval: Vec<f64>,
+    /// The p-value of the comparison with the control.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p_value: Option<f64>,
+}
+
+/// What the operator observed and decided for an Experiment.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ExperimentStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Where the experiment stands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<ExperimentPhase>,
+    /// A one-line explanation of the phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// When the experiment started running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+    /// Per-variant estimates, the control first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variants: Vec<VariantResult>,
+    /// The winning variant, once decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub winner: Option<String>,
+    /// Standard conditions: Ready, Progressing, Degraded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}

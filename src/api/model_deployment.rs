@@ -1,0 +1,396 @@
+//! The ModelDeployment kind: serves one model and rolls every new version out by steps.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+use super::common::{MetricCheck, ModelRef, PodTemplate};
+use super::duration::Duration;
+
+/// Serves one model behind one stable Service, and rolls every new version out progressively.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[kube(
+    group = "champion.ml",
+    version = "v1alpha1",
+    kind = "ModelDeployment",
+    namespaced,
+    status = "ModelDeploymentStatus",
+    shortname = "md",
+    category = "champion",
+    cel,
+    printcolumn(
+        name = "Model",
+        type_ = "string",
+        description = "The stable version",
+        json_path = ".status.stable.version"
+    ),
+    printcolumn(
+        name = "Candidate",
+        type_ = "string",
+        description = "The version being tried",
+        json_path = ".status.candidate.version"
+    ),
+    printcolumn(
+        name = "Weight",
+        type_ = "integer",
+        description = "Percent of live traffic on the candidate",
+        json_path = ".status.weights.candidate"
+    ),
+    printcolumn(
+        name = "Step",
+        type_ = "string",
+        description = "Current step / number of steps",
+        json_path = ".status.step"
+    ),
+    printcolumn(
+        name = "Phase",
+        type_ = "string",
+        description = "Where the rollout stands",
+        json_path = ".status.phase"
+    ),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("!has(self.strategy) || !has(self.strategy.canary) || (has(self.traffic) && has(self.traffic.router) && self.traffic.router != 'replicas') || !self.strategy.canary.steps.exists(s, has(s.mirror))")
+        .message("mirror steps need a traffic router that can copy requests (gatewayAPI or istio); the replicas router cannot mirror"),
+    validation = Rule::new("!has(self.strategy) || !has(self.strategy.canary) || !has(self.strategy.canary.steps) || self.strategy.canary.steps.filter(s, has(s.analysis)).all(s, s.analysis.metrics.all(m, has(self.strategy.canary.analysis) && self.strategy.canary.analysis.metrics.exists(d, d.name == m)))")
+        .message("every metric named in an analysis step must be declared in strategy.canary.analysis.metrics")
+)]
+pub struct ModelDeploymentSpec {
+    /// The model to serve. Changing the version (or the alias target) starts a rollout.
+    pub model: ModelRef,
+    /// Pods of the stable version (default 1). The candidate gets as many pods as its weight needs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub replicas: Option<i32>,
+    /// The pod template of the model server (an ordinary PodTemplateSpec).
+    pub template: PodTemplate,
+    /// How live traffic is split between stable and candidate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<Traffic>,
+    /// How a new version is rolled out. Without it, a new version replaces the old one at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<Strategy>,
+    /// How many old revisions are kept (at zero replicas) for fast rollback (default 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 50))]
+    pub revision_history_limit: Option<i32>,
+}
+
+/// The traffic router that splits requests between versions.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Router {
+    /// A Gateway API HTTPRoute with weighted backends.
+    #[serde(rename = "gatewayAPI")]
+    GatewayApi,
+    /// An Istio VirtualService with weighted routes.
+    #[serde(rename = "istio")]
+    Istio,
+    /// No router: the candidate's share of pods behind one Service sets its share of traffic.
+    #[default]
+    #[serde(rename = "replicas")]
+    Replicas,
+}
+
+/// How live traffic reaches the model servers.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("!has(self.router) || self.router != 'gatewayAPI' || has(self.gatewayAPI)").message("router gatewayAPI needs traffic.gatewayAPI with parentRefs"),
+    validation = Rule::new("!has(self.router) || self.router != 'istio' || has(self.istio)").message("router istio needs traffic.istio with hosts")
+)]
+pub struct Traffic {
+    /// `gatewayAPI`, `istio` or `replicas` (the default: replica ratio, no mesh needed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub router: Option<Router>,
+    /// Settings of the Gateway API router.
+    #[serde(default, rename = "gatewayAPI", skip_serializing_if = "Option::is_none")]
+    pub gateway_api: Option<GatewayApiTraffic>,
+    /// Settings of the Istio router.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub istio: Option<IstioTraffic>,
+    /// The port the model server listens on and the Services expose (default 8080).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: Option<i32>,
+}
+
+/// Where the generated HTTPRoute attaches.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayApiTraffic {
+    /// The Gateways the HTTPRoute attaches to.
+    #[schemars(length(min = 1, max = 16))]
+    pub parent_refs: Vec<ParentRef>,
+    /// Hostnames the route matches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16), inner(length(min = 1, max = 253)))]
+    pub hostnames: Option<Vec<String>>,
+}
+
+/// A Gateway an HTTPRoute attaches to.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ParentRef {
+    /// The Gateway's name.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// The Gateway's namespace (default: the ModelDeployment's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub namespace: Option<String>,
+    /// A listener of the Gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub section_name: Option<String>,
+}
+
+/// Where the generated VirtualService applies.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct IstioTraffic {
+    /// Hosts the VirtualService routes (e.g. `fraud.example.com` or the stable Service's name).
+    #[schemars(length(min = 1, max = 16), inner(length(min = 1, max = 253)))]
+    pub hosts: Vec<String>,
+    /// Istio Gateways the VirtualService binds to (default: the mesh).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16), inner(length(min = 1, max = 253)))]
+    pub gateways: Option<Vec<String>>,
+}
+
+/// The rollout strategy.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Strategy {
+    /// Canary: the steps a new version goes through and the checks that guard them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<Canary>,
+    /// A rollout that makes no progress for this long is rolled back (default 15m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress_deadline: Option<Duration>,
+}
+
+/// Canary steps and background analysis.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Canary {
+    /// The steps, in order. After the last one the candidate gets 100% and becomes stable.
+    #[schemars(length(max = 64))]
+    #[x_kube(validation = Rule::new("self.filter(s, has(s.setWeight)).map(s, s.setWeight).isSorted()").message("setWeight steps must not decrease"))]
+    pub steps: Vec<Step>,
+    /// Checks run every interval during all steps; too many failures roll back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<BackgroundAnalysis>,
+}
+
+/// One rollout step; exactly one of its fields is set.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    cel,
+    validation = Rule::new("[has(self.setWeight), has(self.pause), has(self.analysis), has(self.mirror)].filter(x, x).size() == 1")
+        .message("each step sets exactly one of setWeight, pause, analysis, mirror")
+)]
+pub struct Step {
+    /// Send this percent of live traffic to the candidate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub set_weight: Option<i32>,
+    /// Wait: for a duration, or (without one) until `kubectl champion promote`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause: Option<PauseStep>,
+    /// A gate: the named metrics must pass now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<AnalysisStep>,
+    /// Shadow phase: the candidate receives copies of live requests and serves nobody.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<MirrorStep>,
+}
+
+/// A pause step.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PauseStep {
+    /// How long to wait; without it, wait for promote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<Duration>,
+}
+
+/// A gate step.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisStep {
+    /// Names of metrics from `strategy.canary.analysis.metrics` that must pass.
+    #[schemars(length(min = 1, max = 16), inner(length(min = 1, max = 63)))]
+    pub metrics: Vec<String>,
+}
+
+/// A mirror (shadow) step.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct MirrorStep {
+    /// Percent of live requests copied to the candidate.
+    #[schemars(range(min = 1, max = 100))]
+    pub percent: i32,
+    /// How long to mirror before the next step.
+    pub duration: Duration,
+}
+
+/// Checks that run in the background during every step.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct BackgroundAnalysis {
+    /// How often the metrics are measured (default 1m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Duration>,
+    /// Failed measurements tolerated before rollback (default 0: the first failure rolls back).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub failure_limit: Option<i32>,
+    /// The metrics, each with its passing range.
+    #[schemars(length(max = 16))]
+    #[x_kube(validation = Rule::new("self.all(m, self.exists_one(n, n.name == m.name))").message("metric names must be unique"))]
+    pub metrics: Vec<MetricCheck>,
+}
+
+/// Where a ModelDeployment stands.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum DeploymentPhase {
+    /// Accepted, nothing serving yet (or the spec is invalid; see conditions).
+    #[default]
+    Pending,
+    /// A rollout is under way.
+    Progressing,
+    /// A rollout waits at a pause step.
+    Paused,
+    /// One version serves all traffic.
+    Healthy,
+    /// Something needs attention; the stable version keeps serving.
+    Degraded,
+    /// The last rollout was rolled back; the stable version serves all traffic.
+    RolledBack,
+}
+
+/// A version and the revision that serves it.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RevisionRef {
+    /// The model version.
+    pub version: String,
+    /// The revision number, counting up from 1 for each new (model, template) pair.
+    pub revision: i64,
+    /// The hash of the model reference and template that identifies the revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
+}
+
+/// The traffic split now in force, in percent.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Weights {
+    /// Percent of live traffic on stable.
+    pub stable: i32,
+    /// Percent of live traffic on the candidate.
+    pub candidate: i32,
+    /// Percent of live requests copied to the candidate.
+    pub mirror: i32,
+}
+
+/// A measurement's outcome.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Within range.
+    Pass,
+    /// Out of range, or no data with `onNoData: fail`.
+    Fail,
+    /// No data with `onNoData: inconclusive`; counts for nothing.
+    Inconclusive,
+    /// The measurement could not be taken (provider unreachable, bad answer).
+    Error,
+}
+
+/// The last measurement of one metric.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricResult {
+    /// The metric's name.
+    pub name: String,
+    /// The parsed value, when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    /// The outcome.
+    pub verdict: Verdict,
+    /// Why, when the value alone does not say (no data, provider error).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Background analysis counters and the last measurements.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisStatus {
+    /// Failed measurements since the candidate's rollout began.
+    pub failures: i32,
+    /// When the metrics were last measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run: Option<Time>,
+    /// The last measurement of each metric.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<MetricResult>,
+}
+
+/// A version that served as stable.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    /// The model version.
+    pub version: String,
+    /// Its revision number.
+    pub revision: i64,
+    /// Its revision hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
+    /// When it became stable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promoted_at: Option<Time>,
+}
+
+/// What the operator observed and decided for a ModelDeployment.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelDeploymentStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Where the rollout stands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<DeploymentPhase>,
+    /// A one-line explanation of the phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The version serving live traffic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable: Option<RevisionRef>,
+    /// The version being rolled out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate: Option<RevisionRef>,
+    /// The index of the current step (0-based) while a rollout is under way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_step: Option<i32>,
+    /// The step position as `current/total`, for `kubectl get`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    /// The traffic split now in force.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<Weights>,
+    /// Background analysis state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<AnalysisStatus>,
+    /// Versions that served as stable, newest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<HistoryEntry>,
+    /// Standard conditions: Ready, Progressing, Degraded, Paused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}

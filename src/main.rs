@@ -1,0 +1,3 @@
+fn main() {
+    print!("{}", champion::crds::all_yaml().unwrap());
+}
