@@ -1,6 +1,10 @@
 //! Champion: a Kubernetes operator that carries ML models from a trained artifact into production.
 
 pub mod api;
+pub mod conditions;
+pub mod config;
 pub mod crds;
 pub mod fixtures;
 pub mod names;
+pub mod retrain;
+pub mod validation;

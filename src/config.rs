@@ -1,0 +1,188 @@
+//! The operator's own configuration file: metric providers by name, the MLflow tracking server, and
+//! the namespaces to watch. Tenants pick a provider by name; URLs never come from a spec.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// The name a spec gets when it names no provider.
+pub const DEFAULT_PROVIDER: &str = "default";
+
+/// The parsed operator config file.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OperatorConfig {
+    /// Prometheus providers: name → base URL (`http://prometheus.monitoring:9090`).
+    #[serde(default)]
+    pub prometheus: BTreeMap<String, String>,
+    /// The MLflow tracking server, when one is used.
+    #[serde(default)]
+    pub mlflow: Option<MlflowConfig>,
+    /// Namespaces to watch; empty means all namespaces.
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+    /// Timeout of one metric query, e.g. `10s` (default 10s).
+    #[serde(default)]
+    pub query_timeout: Option<String>,
+}
+
+/// Where the MLflow tracking server is.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MlflowConfig {
+    /// The tracking server's base URL.
+    pub tracking_uri: String,
+}
+
+/// Why the config file was refused; the message names the file and the field.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file's path.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid YAML of the expected shape.
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// The file's path.
+        path: String,
+        /// The parser's message, with the line and column.
+        message: String,
+    },
+    /// A field has a value the operator cannot use.
+    #[error("config file {path}: field `{field}`: {message}")]
+    Field {
+        /// The file's path.
+        path: String,
+        /// The field, as a path such as `prometheus.default`.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+impl OperatorConfig {
+    /// Reads and checks the config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: shown.clone(), source })?;
+        Self::parse(&text, &shown)
+    }
+
+    /// Parses and checks config text; `origin` names the file in messages.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let config: OperatorConfig = if text.trim().is_empty() {
+            OperatorConfig::default()
+        } else {
+            serde_saphyr::from_str(text)
+                .map_err(|e| ConfigError::Parse { path: origin.to_string(), message: e.to_string() })?
+        };
+        config.check().map_err(|(field, message)| ConfigError::Field { path: origin.to_string(), field, message })?;
+        Ok(config)
+    }
+
+    /// The checks serde cannot make: URLs, namespace names, the timeout.
+    fn check(&self) -> Result<(), (String, String)> {
+        for (name, url) in &self.prometheus {
+            if !is_dns_label(name) {
+                return Err((format!("prometheus.{name}"), "provider names are lowercase DNS labels".into()));
+            }
+            check_http_url(url).map_err(|m| (format!("prometheus.{name}"), m))?;
+        }
+        if let Some(mlflow) = &self.mlflow {
+            check_http_url(&mlflow.tracking_uri).map_err(|m| ("mlflow.trackingUri".to_string(), m))?;
+        }
+        for (i, ns) in self.namespaces.iter().enumerate() {
+            if !is_dns_label(ns) {
+                return Err((format!("namespaces[{i}]"), format!("{ns:?} is not a valid namespace name")));
+            }
+        }
+        if let Some(t) = &self.query_timeout {
+            crate::api::duration::parse_duration(t).map_err(|e| ("queryTimeout".to_string(), e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// The base URL of a Prometheus provider by name (`None` picks `default`).
+    pub fn prometheus_url(&self, provider: Option<&str>) -> Option<&str> {
+        self.prometheus.get(provider.unwrap_or(DEFAULT_PROVIDER)).map(String::as_str)
+    }
+
+    /// The metric query timeout.
+    pub fn query_timeout(&self) -> std::time::Duration {
+        self.query_timeout
+            .as_deref()
+            .and_then(|t| crate::api::duration::parse_duration(t).ok())
+            .unwrap_or(std::time::Duration::from_secs(10))
+    }
+}
+
+/// Whether `s` is a lowercase RFC 1123 label (namespace names, provider names).
+pub fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+fn check_http_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| format!("{url:?} must start with http:// or https://"))?;
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty() || host.contains(char::is_whitespace) {
+        return Err(format!("{url:?} has no host"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_full_config() {
+        let c = OperatorConfig::parse(
+            "prometheus:\n  default: http://prometheus.monitoring:9090\n  long-term: https://thanos:10902/\n\
+             mlflow:\n  trackingUri: http://mlflow:5000\nnamespaces: [ml, fraud]\nqueryTimeout: 5s\n",
+            "c.yaml",
+        )
+        .unwrap();
+        assert_eq!(c.prometheus_url(None), Some("http://prometheus.monitoring:9090"));
+        assert_eq!(c.prometheus_url(Some("long-term")), Some("https://thanos:10902/"));
+        assert_eq!(c.prometheus_url(Some("missing")), None);
+        assert_eq!(c.namespaces, vec!["ml", "fraud"]);
+        assert_eq!(c.query_timeout(), std::time::Duration::from_secs(5));
+        assert_eq!(c.mlflow.unwrap().tracking_uri, "http://mlflow:5000");
+    }
+
+    #[test]
+    fn empty_file_means_defaults() {
+        assert_eq!(OperatorConfig::parse("", "c.yaml").unwrap(), OperatorConfig::default());
+    }
+
+    #[test]
+    fn bad_configs_name_the_field() {
+        let table = [
+            ("prometheus:\n  default: prometheus:9090\n", "prometheus.default"),
+            ("prometheus:\n  Default: http://p:9090\n", "prometheus.Default"),
+            ("mlflow:\n  trackingUri: ftp://x\n", "mlflow.trackingUri"),
+            ("namespaces: [ml, Bad_NS]\n", "namespaces[1]"),
+            ("queryTimeout: soon\n", "queryTimeout"),
+            ("prometheus: {default: http://p:9090}\nnamspaces: [ml]\n", "namspaces"),
+            ("namespaces: ml\n", "namespaces"),
+        ];
+        for (text, field) in table {
+            let err = OperatorConfig::parse(text, "c.yaml").unwrap_err().to_string();
+            assert!(err.contains(field), "{text:?}: {err}");
+            assert!(err.contains("c.yaml"), "{err}");
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! Operator-side checks of an Experiment spec.
+
+use super::{FieldError, check_duration, check_placeholders, check_query};
+use crate::api::ExperimentSpec;
+use crate::api::experiment::ObjectiveType;
+use crate::config::OperatorConfig;
+
+/// Placeholders an experiment query may use.
+pub const QUERY_PLACEHOLDERS: &[&str] = &["namespace", "name", "variant", "version", "window"];
+
+/// Every problem CEL could not see, in field order.
+pub fn validate(spec: &ExperimentSpec, config: &OperatorConfig) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    if spec.variants.iter().any(|v| v.model.registry.is_some()) && config.mlflow.is_none() {
+        errors.push(FieldError::new(
+            "spec.variants",
+            "a variant following a registry alias needs an MLflow tracking server in the operator config",
+        ));
+    }
+    let objective = &spec.objective;
+    if config.prometheus_url(objective.provider.as_deref()).is_none() {
+        errors.push(FieldError::new(
+            "spec.objective.provider",
+            format!(
+                "no Prometheus provider named {:?} in the operator config",
+                objective.provider.as_deref().unwrap_or(crate::config::DEFAULT_PROVIDER)
+            ),
+        ));
+    }
+    let queries: &[(&str, &Option<String>)] = match objective.type_ {
+        ObjectiveType::Proportion => &[("successes", &objective.successes), ("trials", &objective.trials)],
+        ObjectiveType::Mean => {
+            &[("sum", &objective.sum), ("count", &objective.count), ("sumOfSquares", &objective.sum_of_squares)]
+        }
+    };
+    for (name, q) in queries {
+        if let Some(Err(m)) = q.as_deref().map(|q| check_placeholders(q, QUERY_PLACEHOLDERS)) {
+            errors.push(FieldError::new(format!("spec.objective.{name}"), m));
+        }
+    }
+    for (i, g) in spec.guardrails.iter().enumerate() {
+        errors.extend(check_query(
+            &format!("spec.guardrails[{i}].prometheus"),
+            &g.prometheus,
+            QUERY_PLACEHOLDERS,
+            config,
+        ));
+    }
+    errors.extend(check_duration("spec.decision.maxDuration", Some(&spec.decision.max_duration)));
+    errors
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::Experiment;
+    use crate::fixtures;
+
+    type Case = (&'static str, fn(&mut Experiment), &'static [&'static str]);
+
+    #[test]
+    fn table() {
+        let cases: &[Case] = &[
+            ("valid", |_| {}, &[]),
+            (
+                "unknown objective provider",
+                |x| x.spec.objective.provider = Some("other".into()),
+                &["spec.objective.provider: no Prometheus provider named \"other\""],
+            ),
+            (
+                "unknown placeholder in trials",
+                |x| x.spec.objective.trials = Some("sum(x{v=\"{{arm}}\"})".into()),
+                &["spec.objective.trials: unknown placeholder {{arm}}"],
+            ),
+            (
+                "guardrail with unknown provider",
+                |x| {
+                    let mut g = fixtures::metric("p99", 0.25);
+                    g.prometheus.provider = Some("nope".into());
+                    x.spec.guardrails = vec![g];
+                },
+                &["spec.guardrails[0].prometheus.provider"],
+            ),
+        ];
+        let config = OperatorConfig::parse("prometheus: {default: http://p:9090}", "t").unwrap();
+        for (name, mutate, want) in cases {
+            let mut x = fixtures::experiment("ab");
+            mutate(&mut x);
+            super::super::assert_field_errors(name, &validate(&x.spec, &config), want);
+        }
+    }
+}

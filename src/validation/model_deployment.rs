@@ -1,0 +1,108 @@
+//! Operator-side checks of a ModelDeployment spec.
+
+use super::{FieldError, check_duration, check_query};
+use crate::api::ModelDeploymentSpec;
+use crate::config::OperatorConfig;
+
+/// Placeholders a rollout metric query may use.
+pub const QUERY_PLACEHOLDERS: &[&str] = &["namespace", "name", "variant", "version", "revision", "interval"];
+
+/// Every problem CEL could not see, in field order.
+pub fn validate(spec: &ModelDeploymentSpec, config: &OperatorConfig) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    if let Err(e) = spec.template.decode() {
+        errors.push(FieldError::new("spec.template", format!("not a valid PodTemplateSpec: {e}")));
+    }
+    if spec.model.registry.is_some() && config.mlflow.is_none() {
+        errors.push(FieldError::new(
+            "spec.model.registry",
+            "following a registry alias needs an MLflow tracking server in the operator config (mlflow.trackingUri)",
+        ));
+    }
+    if let Some(strategy) = &spec.strategy {
+        errors.extend(check_duration("spec.strategy.progressDeadline", strategy.progress_deadline.as_ref()));
+        if let Some(canary) = &strategy.canary {
+            for (i, step) in canary.steps.iter().enumerate() {
+                let field = format!("spec.strategy.canary.steps[{i}]");
+                errors.extend(check_duration(
+                    &format!("{field}.pause.duration"),
+                    step.pause.as_ref().and_then(|p| p.duration.as_ref()),
+                ));
+                errors.extend(check_duration(
+                    &format!("{field}.mirror.duration"),
+                    step.mirror.as_ref().map(|m| &m.duration),
+                ));
+            }
+            if let Some(analysis) = &canary.analysis {
+                errors.extend(check_duration("spec.strategy.canary.analysis.interval", analysis.interval.as_ref()));
+                for (i, m) in analysis.metrics.iter().enumerate() {
+                    let field = format!("spec.strategy.canary.analysis.metrics[{i}].prometheus");
+                    errors.extend(check_query(&field, &m.prometheus, QUERY_PLACEHOLDERS, config));
+                }
+            }
+        }
+    }
+    errors
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::model_deployment::ModelDeployment;
+    use crate::fixtures;
+
+    fn config() -> OperatorConfig {
+        OperatorConfig::parse("prometheus: {default: http://prometheus:9090}", "test").unwrap()
+    }
+
+    fn metric_query(md: &mut ModelDeployment) -> &mut crate::api::PrometheusQuery {
+        let canary = md.spec.strategy.as_mut().unwrap().canary.as_mut().unwrap();
+        &mut canary.analysis.as_mut().unwrap().metrics[0].prometheus
+    }
+
+    type Case = (&'static str, fn(&mut ModelDeployment), &'static [&'static str]);
+
+    #[test]
+    fn table() {
+        let cases: &[Case] = &[
+            ("valid", |_| {}, &[]),
+            (
+                "template container without a name type",
+                |md| md.spec.template.0["spec"]["containers"][0]["ports"] = serde_json::json!("http"),
+                &["spec.template: not a valid PodTemplateSpec"],
+            ),
+            (
+                "unknown provider",
+                |md| metric_query(md).provider = Some("thanos".into()),
+                &[
+                    "spec.strategy.canary.analysis.metrics[0].prometheus.provider: no Prometheus provider named \"thanos\"",
+                ],
+            ),
+            (
+                "unknown placeholder",
+                |md| metric_query(md).query = "up{v=\"{{varient}}\"}".into(),
+                &["spec.strategy.canary.analysis.metrics[0].prometheus.query: unknown placeholder {{varient}}"],
+            ),
+            (
+                "registry without MLflow",
+                |md| {
+                    md.spec.model = crate::api::ModelRef {
+                        registry: Some(crate::api::common::RegistryRef { model: "m".into(), alias: "a".into() }),
+                        ..Default::default()
+                    }
+                },
+                &["spec.model.registry: following a registry alias needs an MLflow tracking server"],
+            ),
+            (
+                "bad duration stored before validation",
+                |md| md.spec.strategy.as_mut().unwrap().progress_deadline = Some(crate::api::Duration::new("soon")),
+                &["spec.strategy.progressDeadline: invalid duration"],
+            ),
+        ];
+        for (name, mutate, want) in cases {
+            let mut md = fixtures::model_deployment("fraud");
+            mutate(&mut md);
+            super::super::assert_field_errors(name, &validate(&md.spec, &config()), want);
+        }
+    }
+}
