@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# down.sh DIR: stop everything that up.sh DIR (and prometheus.sh start DIR) started: each process group
+# gets SIGTERM, then SIGKILL after a grace period (GRACE, default 10 s); waits until all have exited.
+# Keeps DIR (logs, etcd data) for inspection. Safe to run twice.
+# shellcheck source-path=SCRIPTDIR
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=lib.sh
+source "$HERE/lib.sh"
+
+DIR=${1:?usage: down.sh DIR}
+GRACE=${GRACE:-10}
+rc=0
+if [[ -f $DIR/prometheus.pids ]]; then
+  stop_all "$DIR/prometheus.pids" "$GRACE" || rc=1
+  rm -f "$DIR/prometheus.env"
+  echo "prometheus in $DIR stopped"
+fi
+if [[ -f $DIR/pids ]]; then
+  stop_all "$DIR/pids" "$GRACE" || rc=1
+  echo "cluster in $DIR stopped"
+else
+  echo "no cluster running in $DIR"
+fi
+exit "$rc"

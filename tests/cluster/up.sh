@@ -1,0 +1,271 @@
+#!/usr/bin/env bash
+# up.sh DIR: start a local Kubernetes test cluster on loopback from the pinned binaries (build-bins.sh):
+# etcd, kube-apiserver (TLS, RBAC+Node, service-account tokens), kube-controller-manager, kube-scheduler
+# and kwok with fake node(s) whose pods become Running/Ready (Job pods: Succeeded). Installs the Gateway
+# API standard CRDs, the Istio networking CRDs and every file in the repo's crds/ folder.
+# Writes DIR/kubeconfig (admin, system:masters), DIR/env, DIR/pids, DIR/logs/*.log. Stop with down.sh DIR.
+# Env: BIN (binary dir; default: output of build-bins.sh), NODES (fake nodes, default 1),
+#      UP_TIMEOUT (seconds per wait step, default 60).
+# shellcheck source-path=SCRIPTDIR
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+# shellcheck source=lib.sh
+source "$HERE/lib.sh"
+
+DIR=${1:?usage: up.sh DIR}
+NODES=${NODES:-1}
+UP_TIMEOUT=${UP_TIMEOUT:-60}
+T0=$(now)
+mkdir -p "$DIR"
+DIR=$(cd "$DIR" && pwd)
+PIDS=$DIR/pids
+
+log() { printf '[up %6ss] %s\n' "$(elapsed "$T0")" "$*" >&2; }
+
+if [[ -f $PIDS ]]; then
+  while read -r name pid; do
+    if [[ -n ${pid:-} ]] && group_alive "$pid"; then
+      echo "up.sh: $name (pid $pid) from an earlier up.sh is still running in $DIR; run down.sh $DIR first" >&2
+      exit 1
+    fi
+  done <"$PIDS"
+  rm -f "$PIDS"
+fi
+
+BIN=${BIN:-$("$HERE/build-bins.sh" | tail -1)}
+CRD_CACHE=$(cd "$BIN/.." && pwd)/crds
+for b in etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok; do
+  [[ -x $BIN/$b ]] || { echo "up.sh: $BIN/$b missing" >&2; exit 1; }
+done
+KUBECTL=$BIN/kubectl
+
+# Fresh state every time (etcd data, certificates, logs).
+rm -rf "$DIR/etcd" "$DIR/pki" "$DIR/logs" "$DIR/kubeconfigs" "$DIR/kcm" "$DIR/kwok" "$DIR/kubeconfig" "$DIR/env"
+mkdir -p "$DIR/logs" "$DIR/kubeconfigs" "$DIR/kcm" "$DIR/kwok"
+: >"$PIDS"
+
+# --- failure handling: stop everything started so far, show the relevant log ------------------------
+STEP="starting"
+CURRENT=""  # component whose log explains a failure of the current step
+UP_OK=0
+on_exit() {
+  local rc=$? dead
+  [[ $UP_OK == 1 ]] && return 0
+  echo "up.sh: FAILED (exit $rc) during: $STEP" >&2
+  dead=$(first_dead "$PIDS" || true)
+  for c in $dead $CURRENT; do
+    if [[ -f $DIR/logs/$c.log && ( $c == "$dead" || $c != "$CURRENT" || -z $dead ) ]]; then
+      echo "----- tail of $DIR/logs/$c.log -----" >&2
+      tail -n 40 "$DIR/logs/$c.log" >&2
+    fi
+  done
+  echo "up.sh: stopping everything it started" >&2
+  stop_all "$PIDS" 5 || true
+  exit "$rc"
+}
+trap on_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP
+
+# wait_until TIMEOUT_SECONDS CMD...: poll CMD every 0.2 s; fail early if a started process died.
+wait_until() {
+  local timeout=$1 deadline dead
+  shift
+  deadline=$(awk -v t="$EPOCHREALTIME" -v d="$timeout" 'BEGIN { printf "%d", t + d }')
+  while true; do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    if dead=$(first_dead "$PIDS"); then
+      echo "up.sh: $dead exited" >&2
+      CURRENT=$dead
+      return 1
+    fi
+    if ((${EPOCHREALTIME%.*} >= deadline)); then
+      echo "up.sh: timed out after ${timeout}s: $STEP" >&2
+      return 1
+    fi
+    sleep 0.2
+  done
+}
+
+# --- PKI, kubeconfigs, ports -------------------------------------------------------------------------
+STEP="generating certificates"
+"$HERE/gen-pki.sh" "$DIR/pki"
+P=$DIR/pki
+
+ETCD_PORT=$(freeport)
+ETCD_PEER_PORT=$(freeport)
+API_PORT=$(freeport)
+KCM_PORT=$(freeport)
+SCHED_PORT=$(freeport)
+API_URL=https://127.0.0.1:$API_PORT
+
+b64() { base64 -w0 "$1"; }
+write_kubeconfig() { # OUT USER CERT KEY
+  cat >"$1" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: champion-test
+  cluster:
+    server: $API_URL
+    certificate-authority-data: $(b64 "$P/ca.crt")
+users:
+- name: $2
+  user:
+    client-certificate-data: $(b64 "$3")
+    client-key-data: $(b64 "$4")
+contexts:
+- name: champion-test
+  context:
+    cluster: champion-test
+    user: $2
+current-context: champion-test
+EOF
+  chmod 0600 "$1"
+}
+write_kubeconfig "$DIR/kubeconfig" champion-admin "$P/admin.crt" "$P/admin.key"
+for c in kube-controller-manager kube-scheduler kwok; do
+  write_kubeconfig "$DIR/kubeconfigs/$c.kubeconfig" "$c" "$P/$c.crt" "$P/$c.key"
+done
+K=$DIR/kubeconfig
+kc() { "$KUBECTL" --kubeconfig "$K" "$@"; }
+
+# --- etcd ------------------------------------------------------------------------------------------
+STEP="starting etcd on 127.0.0.1:$ETCD_PORT"
+CURRENT=etcd
+log "$STEP"
+start_bg "$PIDS" "$DIR/logs/etcd.log" etcd "$BIN/etcd" --name=champion-test --data-dir="$DIR/etcd" \
+  --listen-client-urls="http://127.0.0.1:$ETCD_PORT" --advertise-client-urls="http://127.0.0.1:$ETCD_PORT" \
+  --listen-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
+  --initial-advertise-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
+  --initial-cluster="champion-test=http://127.0.0.1:$ETCD_PEER_PORT" \
+  --unsafe-no-fsync --quota-backend-bytes=2147483648 --log-level=warn
+wait_until "$UP_TIMEOUT" curl -sf "http://127.0.0.1:$ETCD_PORT/health"
+
+# --- kube-apiserver ----------------------------------------------------------------------------------
+STEP="starting kube-apiserver on $API_URL"
+CURRENT=kube-apiserver
+log "$STEP"
+start_bg "$PIDS" "$DIR/logs/kube-apiserver.log" kube-apiserver "$BIN/kube-apiserver" \
+  --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
+  --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$API_PORT" \
+  --endpoint-reconciler-type=none \
+  --tls-cert-file="$P/apiserver.crt" --tls-private-key-file="$P/apiserver.key" --cert-dir="$DIR/pki" \
+  --client-ca-file="$P/ca.crt" \
+  --requestheader-client-ca-file="$P/ca.crt" --requestheader-allowed-names=front-proxy-client \
+  --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
+  --requestheader-extra-headers-prefix=X-Remote-Extra- \
+  --authorization-mode=Node,RBAC \
+  --service-account-issuer=https://kubernetes.default.svc.cluster.local \
+  --service-account-key-file="$P/sa.pub" --service-account-signing-key-file="$P/sa.key" \
+  --service-cluster-ip-range=10.0.0.0/24 --allow-privileged=true \
+  --profiling=false --v=1
+wait_until "$UP_TIMEOUT" curl -sf --cacert "$P/ca.crt" --cert "$P/admin.crt" --key "$P/admin.key" "$API_URL/readyz"
+log "kube-apiserver ready"
+
+# --- controller-manager, scheduler, kwok ---------------------------------------------------------------
+STEP="starting kube-controller-manager, kube-scheduler, kwok"
+log "$STEP"
+KC_KCM=$DIR/kubeconfigs/kube-controller-manager.kubeconfig
+start_bg "$PIDS" "$DIR/logs/kube-controller-manager.log" kube-controller-manager "$BIN/kube-controller-manager" \
+  --kubeconfig="$KC_KCM" --authentication-kubeconfig="$KC_KCM" --authorization-kubeconfig="$KC_KCM" \
+  --bind-address=127.0.0.1 --secure-port="$KCM_PORT" --cert-dir="$DIR/kcm" --leader-elect=false \
+  --root-ca-file="$P/ca.crt" --service-account-private-key-file="$P/sa.key" \
+  --use-service-account-credentials=true \
+  --cluster-signing-cert-file="$P/ca.crt" --cluster-signing-key-file="$P/ca.key" \
+  --profiling=false --v=1
+KC_SCHED=$DIR/kubeconfigs/kube-scheduler.kubeconfig
+start_bg "$PIDS" "$DIR/logs/kube-scheduler.log" kube-scheduler "$BIN/kube-scheduler" \
+  --kubeconfig="$KC_SCHED" --authentication-kubeconfig="$KC_SCHED" --authorization-kubeconfig="$KC_SCHED" \
+  --bind-address=127.0.0.1 --secure-port="$SCHED_PORT" --leader-elect=false --profiling=false --v=1
+# kwok v0.8 has no built-in stages: --config gives it ours. HOME is moved so that a ~/.kwok/kwok.yaml
+# of the user cannot leak in; no --server-address/--node-port, so kwok opens no port.
+start_bg "$PIDS" "$DIR/logs/kwok.log" kwok env HOME="$DIR/kwok" "$BIN/kwok" \
+  --kubeconfig="$DIR/kubeconfigs/kwok.kubeconfig" --config="$HERE/kwok-stages.yaml" \
+  --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
+  --manage-nodes-with-label-selector= --manage-single-node= \
+  --cidr=10.244.0.0/16 --node-ip=10.240.0.10 --node-lease-duration-seconds=40
+
+STEP="creating $NODES fake node(s)"
+CURRENT=kube-apiserver
+for ((i = 0; i < NODES; i++)); do
+  cat <<EOF
+---
+apiVersion: v1
+kind: Node
+metadata:
+  name: kwok-node-$i
+  annotations:
+    kwok.x-k8s.io/node: fake
+    node.alpha.kubernetes.io/ttl: "0"
+  labels:
+    kubernetes.io/hostname: kwok-node-$i
+    kubernetes.io/os: linux
+    kubernetes.io/arch: amd64
+    type: kwok
+status:
+  capacity: {cpu: "32", memory: 256Gi, pods: "250"}
+  allocatable: {cpu: "32", memory: 256Gi, pods: "250"}
+EOF
+done | kc apply -f - >/dev/null
+
+STEP="waiting for $NODES node(s) Ready (kwok)"
+CURRENT=kwok
+log "$STEP"
+nodes_ready() {
+  local n
+  n=$(kc get nodes -l type=kwok \
+    -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' | grep -c '^True$')
+  [[ $n -ge $NODES ]]
+}
+wait_until "$UP_TIMEOUT" nodes_ready
+log "node(s) Ready"
+
+STEP="waiting for kube-controller-manager and kube-scheduler healthz"
+CURRENT=kube-controller-manager
+wait_until "$UP_TIMEOUT" curl -skf "https://127.0.0.1:$KCM_PORT/healthz"
+CURRENT=kube-scheduler
+wait_until "$UP_TIMEOUT" curl -skf "https://127.0.0.1:$SCHED_PORT/healthz"
+log "kube-controller-manager and kube-scheduler healthy"
+
+STEP="waiting for the default ServiceAccount in namespace default"
+CURRENT=kube-controller-manager
+wait_until "$UP_TIMEOUT" kc -n default get serviceaccount default
+log "default ServiceAccount exists"
+
+# --- CRDs ----------------------------------------------------------------------------------------
+CURRENT=kube-apiserver
+CRD_FILES=("$CRD_CACHE/gateway-api.yaml" "$CRD_CACHE/istio.yaml")
+if [[ -d $REPO/crds ]]; then
+  while IFS= read -r -d '' f; do CRD_FILES+=("$f"); done < <(
+    find "$REPO/crds" -type f \( -name '*.yaml' -o -name '*.yml' -o -name '*.json' \) -print0 | sort -z)
+fi
+CRD_NAMES=()
+for f in "${CRD_FILES[@]}"; do
+  STEP="applying $f"
+  # server-side apply: the Gateway API CRDs are too large for the last-applied annotation
+  out=$(kc apply --server-side --force-conflicts -o name -f "$f")
+  while IFS= read -r name; do
+    [[ $name == customresourcedefinition.apiextensions.k8s.io/* ]] && CRD_NAMES+=("$name")
+  done <<<"$out"
+done
+STEP="waiting for ${#CRD_NAMES[@]} CRDs to be Established"
+log "$STEP"
+kc wait --for=condition=Established --timeout="${UP_TIMEOUT}s" "${CRD_NAMES[@]}" >/dev/null
+
+# --- done --------------------------------------------------------------------------------------------
+{
+  echo "# written by tests/cluster/up.sh; source it"
+  printf 'export CLUSTER_DIR=%q\n' "$DIR"
+  printf 'export KUBECONFIG=%q\n' "$K"
+  printf 'export KUBE_APISERVER_URL=%q\n' "$API_URL"
+  printf 'export KUBE_CA_FILE=%q\n' "$P/ca.crt"
+  printf 'export CLUSTER_BIN=%q\n' "$BIN"
+  printf 'export KUBECTL=%q\n' "$KUBECTL"
+  printf 'export ETCD_URL=%q\n' "http://127.0.0.1:$ETCD_PORT"
+} >"$DIR/env"
+UP_OK=1
+log "cluster up: $API_URL, $NODES node(s), ${#CRD_NAMES[@]} CRDs; KUBECONFIG=$K"
+echo "cluster start-up took $(elapsed "$T0") s (source $DIR/env; stop with tests/cluster/down.sh $DIR)"
