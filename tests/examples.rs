@@ -8,6 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use champion::api::{Duration, Experiment, ModelDeployment, RetrainPolicy};
+use champion::config::{MlflowConfig, OperatorConfig};
+use champion::validation;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -31,6 +33,19 @@ const EXPECT_PREFIX: &str = "# expect: ";
 
 fn examples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")
+}
+
+fn config_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("config")
+}
+
+/// The operator config that `config/` installs, plus an MLflow server (which the shipped file leaves
+/// commented out) for the examples that follow a registry alias.
+fn operator_config() -> OperatorConfig {
+    let path = config_dir().join("operator/config.yaml");
+    let mut config = OperatorConfig::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    config.mlflow.get_or_insert(MlflowConfig { tracking_uri: "http://mlflow.mlflow:5000".into() });
+    config
 }
 
 /// The `.yaml` files directly in `dir`, sorted; a `.yml` file is an error, so that none is skipped.
@@ -92,6 +107,15 @@ impl Resource {
             Resource::ModelDeployment(r) => kube::core::cel::validate_cel(r.as_ref()),
             Resource::Experiment(r) => kube::core::cel::validate_cel(r.as_ref()),
             Resource::RetrainPolicy(r) => kube::core::cel::validate_cel(r.as_ref()),
+        }
+    }
+
+    /// The checks the operator makes beyond CEL (providers, query placeholders, cron, time zones).
+    fn operator_checks(&self, config: &OperatorConfig) -> Vec<validation::FieldError> {
+        match self {
+            Resource::ModelDeployment(r) => validation::model_deployment::validate(&r.spec, config),
+            Resource::Experiment(r) => validation::experiment::validate(&r.spec, config),
+            Resource::RetrainPolicy(r) => validation::retrain_policy::validate(&r.spec, config),
         }
     }
 
@@ -225,11 +249,16 @@ fn load(path: &Path) -> Result<(String, Resource), String> {
     Ok((text, resource))
 }
 
-/// The checks every manifest must pass apart from CEL: templates decode and durations parse.
-fn check_shape(resource: &Resource) -> Result<(), String> {
+/// The checks every manifest must pass apart from CEL: templates decode, durations parse, and the
+/// operator's own validation finds nothing.
+fn check_shape(resource: &Resource, config: &OperatorConfig) -> Result<(), String> {
     resource.check_templates()?;
     for (path, d) in resource.durations() {
         d.to_std().map_err(|e| format!("{path}: {e}"))?;
+    }
+    let errors = resource.operator_checks(config);
+    if !errors.is_empty() {
+        return Err(format!("the operator would refuse it: {}", validation::summarize(&errors)));
     }
     Ok(())
 }
@@ -259,6 +288,7 @@ fn examples_folder_holds_every_expected_file() {
 #[test]
 fn every_example_is_valid() {
     let files = yaml_files(&examples_dir());
+    let config = operator_config();
     let mut problems = Vec::new();
     if files.len() < EXPECTED_VALID.len() {
         problems.push(format!("only {} example files in examples/, want {}", files.len(), EXPECTED_VALID.len()));
@@ -279,7 +309,7 @@ fn every_example_is_valid() {
         if let Err(e) = resource.validate_cel() {
             problems.push(format!("{file}: fails the CRD's CEL rules: {e}"));
         }
-        if let Err(e) = check_shape(&resource) {
+        if let Err(e) = check_shape(&resource, &config) {
             problems.push(format!("{file}: {e}"));
         }
         loaded.push((file, resource));
@@ -315,6 +345,7 @@ fn every_example_is_valid() {
 #[test]
 fn every_invalid_example_fails_its_rule() {
     let files = yaml_files(&examples_dir().join("invalid"));
+    let config = operator_config();
     let mut problems = Vec::new();
     if files.len() < EXPECTED_INVALID.len() {
         problems.push(format!("only {} files in examples/invalid/, want {}", files.len(), EXPECTED_INVALID.len()));
@@ -337,7 +368,7 @@ fn every_invalid_example_fails_its_rule() {
                 continue;
             }
         };
-        if let Err(e) = check_shape(&resource) {
+        if let Err(e) = check_shape(&resource, &config) {
             problems.push(format!("{file}: {e}"));
         }
         match resource.validate_cel() {
@@ -358,12 +389,11 @@ fn every_invalid_example_fails_its_rule() {
 }
 
 /// The namespaced install (`config/namespaced/`) grants in each watched namespace exactly what the
-/// cluster-wide install grants everywhere, and names those namespaces in its config.
+/// cluster-wide install grants everywhere, and its operator config names those namespaces.
 #[test]
 fn namespaced_role_matches_cluster_role() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
     let read = |p: &str| -> Value {
-        let text = std::fs::read_to_string(root.join(p)).unwrap_or_else(|e| panic!("config/{p}: {e}"));
+        let text = std::fs::read_to_string(config_dir().join(p)).unwrap_or_else(|e| panic!("config/{p}: {e}"));
         serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("config/{p}: {e}"))
     };
     let cluster_role = read("rbac/clusterrole.yaml");
@@ -374,12 +404,16 @@ fn namespaced_role_matches_cluster_role() {
     assert_eq!(role["rules"], cluster_role["rules"], "config/namespaced/role.yaml and config/rbac/clusterrole.yaml");
 
     let binding = read("namespaced/rolebinding.yaml");
-    let config = read("namespaced/config.yaml");
-    let namespace = &role["metadata"]["namespace"];
-    assert_eq!(&binding["metadata"]["namespace"], namespace, "the RoleBinding is in the Role's namespace");
-    assert!(
-        config["namespaces"].as_array().is_some_and(|n| n.contains(namespace)),
-        "config/namespaced/config.yaml must list the Role's namespace {namespace}"
-    );
-    assert_eq!(read("operator/config.yaml")["namespaces"], serde_json::json!([]), "the base watches all namespaces");
+    let namespace = role["metadata"]["namespace"].as_str().expect("the Role has a namespace");
+    assert_eq!(binding["metadata"]["namespace"], namespace, "the RoleBinding is in the Role's namespace");
+    let config = OperatorConfig::load(&config_dir().join("namespaced/config.yaml")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.namespaces, [namespace], "config/namespaced/config.yaml watches the Role's namespace");
+}
+
+/// The config that `config/` installs loads, names a default Prometheus and watches every namespace.
+#[test]
+fn shipped_operator_config_loads() {
+    let config = OperatorConfig::load(&config_dir().join("operator/config.yaml")).unwrap_or_else(|e| panic!("{e}"));
+    assert!(config.prometheus_url(None).is_some(), "no default Prometheus provider");
+    assert!(config.namespaces.is_empty(), "the cluster-wide install watches all namespaces");
 }
