@@ -61,6 +61,7 @@ on_exit() {
   [[ $UP_OK == 1 ]] && return 0
   echo "prometheus.sh: FAILED (exit $rc) during: $STEP" >&2
   for c in exporter prometheus; do
+    ((rc == 130 || rc == 143)) && break # interrupted: no log tails
     if [[ -f $PD/$c.log && ( $c == "$CURRENT" || $c == "$(first_dead "$PIDS" || true)" ) ]]; then
       echo "----- tail of $PD/$c.log -----" >&2
       tail -n 40 "$PD/$c.log" >&2

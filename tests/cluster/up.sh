@@ -5,7 +5,8 @@
 # API standard CRDs, the Istio networking CRDs and every file in the repo's crds/ folder.
 # Writes DIR/kubeconfig (admin, system:masters), DIR/env, DIR/pids, DIR/logs/*.log. Stop with down.sh DIR.
 # Env: BIN (binary dir; default: output of build-bins.sh), NODES (fake nodes, default 1),
-#      UP_TIMEOUT (seconds per wait step, default 60).
+#      UP_TIMEOUT (seconds per wait step, default 60), REPO_CRDS_DIR (default: the repo's crds/;
+#      empty: install no project CRDs).
 # shellcheck source-path=SCRIPTDIR
 set -euo pipefail
 
@@ -17,6 +18,7 @@ source "$HERE/lib.sh"
 DIR=${1:?usage: up.sh DIR}
 NODES=${NODES:-1}
 UP_TIMEOUT=${UP_TIMEOUT:-60}
+REPO_CRDS_DIR=${REPO_CRDS_DIR-$REPO/crds} # set to "" to skip the repo's CRDs
 T0=$(now)
 mkdir -p "$DIR"
 DIR=$(cd "$DIR" && pwd)
@@ -55,14 +57,18 @@ on_exit() {
   [[ $UP_OK == 1 ]] && return 0
   echo "up.sh: FAILED (exit $rc) during: $STEP" >&2
   dead=$(first_dead "$PIDS" || true)
+  local shown=" "
+  ((rc == 130 || rc == 143)) && shown=" $dead $CURRENT " # interrupted: no log tails
   for c in $dead $CURRENT; do
-    if [[ -f $DIR/logs/$c.log && ( $c == "$dead" || $c != "$CURRENT" || -z $dead ) ]]; then
+    [[ $shown == *" $c "* ]] && continue
+    shown+="$c "
+    if [[ -f $DIR/logs/$c.log ]]; then
       echo "----- tail of $DIR/logs/$c.log -----" >&2
       tail -n 40 "$DIR/logs/$c.log" >&2
     fi
   done
   echo "up.sh: stopping everything it started" >&2
-  stop_all "$PIDS" 5 || true
+  if stop_all "$PIDS" 5; then echo "up.sh: all stopped" >&2; fi
   exit "$rc"
 }
 trap on_exit EXIT
@@ -206,6 +212,9 @@ metadata:
     kubernetes.io/arch: amd64
     type: kwok
 status:
+  addresses:
+  - {type: InternalIP, address: 10.240.0.$((10 + i))}
+  - {type: Hostname, address: kwok-node-$i}
   capacity: {cpu: "32", memory: 256Gi, pods: "250"}
   allocatable: {cpu: "32", memory: 256Gi, pods: "250"}
 EOF
@@ -236,11 +245,11 @@ wait_until "$UP_TIMEOUT" kc -n default get serviceaccount default
 log "default ServiceAccount exists"
 
 # --- CRDs ----------------------------------------------------------------------------------------
-CURRENT=kube-apiserver
+CURRENT="" # kubectl's own error message is the relevant output for these steps
 CRD_FILES=("$CRD_CACHE/gateway-api.yaml" "$CRD_CACHE/istio.yaml")
-if [[ -d $REPO/crds ]]; then
+if [[ -n $REPO_CRDS_DIR && -d $REPO_CRDS_DIR ]]; then
   while IFS= read -r -d '' f; do CRD_FILES+=("$f"); done < <(
-    find "$REPO/crds" -type f \( -name '*.yaml' -o -name '*.yml' -o -name '*.json' \) -print0 | sort -z)
+    find "$REPO_CRDS_DIR" -type f \( -name '*.yaml' -o -name '*.yml' -o -name '*.json' \) -print0 | sort -z)
 fi
 CRD_NAMES=()
 for f in "${CRD_FILES[@]}"; do
@@ -253,7 +262,11 @@ for f in "${CRD_FILES[@]}"; do
 done
 STEP="waiting for ${#CRD_NAMES[@]} CRDs to be Established"
 log "$STEP"
-kc wait --for=condition=Established --timeout="${UP_TIMEOUT}s" "${CRD_NAMES[@]}" >/dev/null
+if ! kc wait --for=condition=Established --timeout="${UP_TIMEOUT}s" "${CRD_NAMES[@]}" >/dev/null; then
+  kc get "${CRD_NAMES[@]}" \
+    -o jsonpath='{range .items[*]}{.metadata.name}: {range .status.conditions[*]}{.type}={.status} {.message}; {end}{"\n"}{end}' >&2 || true
+  exit 1
+fi
 
 # --- done --------------------------------------------------------------------------------------------
 {
