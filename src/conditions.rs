@@ -77,6 +77,39 @@ fn strip_timestamps(v: &mut serde_json::Value) {
     }
 }
 
+/// A transition worth an Event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    /// Warning for problems, Normal otherwise.
+    pub warning: bool,
+    /// The CamelCase reason.
+    pub reason: String,
+    /// What happened, for a person.
+    pub message: String,
+}
+
+/// The Event for a condition that moved: its status or its reason changed (a new message alone is no
+/// transition). `warning` marks reasons that need a person.
+pub fn transition(old: Option<&Condition>, new: &Condition, warning: bool) -> Option<Transition> {
+    let moved = old.is_none_or(|o| o.status != new.status || o.reason != new.reason);
+    moved.then(|| Transition { warning, reason: new.reason.clone(), message: new.message.clone() })
+}
+
+/// The Ready condition of a spec: `False/InvalidSpec` naming the fields when `errors` is not empty,
+/// else `ready` (the kind's own state when valid).
+pub fn spec_ready(errors: &[crate::validation::FieldError], ready: Desired) -> Desired {
+    if errors.is_empty() {
+        ready
+    } else {
+        Desired::new(
+            crate::names::conditions::READY,
+            false,
+            crate::names::reasons::INVALID_SPEC,
+            format!("invalid spec: {}", crate::validation::summarize(errors)),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,7 +125,8 @@ mod tests {
     #[test]
     fn transition_time_moves_only_with_status() {
         // (current status and time, desired, expected time)
-        let table: &[(Option<(bool, i64)>, Desired, i64)] = &[
+        type Case = (Option<(bool, i64)>, Desired, i64);
+        let table: &[Case] = &[
             (None, ready(false, "InvalidSpec"), 100),
             (Some((false, 10)), ready(false, "InvalidSpec"), 10),
             (Some((false, 10)), ready(false, "OtherReason"), 10),
@@ -116,6 +150,19 @@ mod tests {
         let got = merge(&current, &[ready(true, "Ok")], Some(1), &t(9));
         assert_eq!(got.iter().map(|c| c.type_.as_str()).collect::<Vec<_>>(), ["Degraded", "Ready"]);
         assert_eq!(find(&got, "Degraded").unwrap().last_transition_time, t(5));
+    }
+
+    #[test]
+    fn transitions_on_status_or_reason_only() {
+        let old = merge(&[], &[ready(false, "InvalidSpec")], Some(1), &t(1));
+        let same_other_message =
+            merge(&old, &[Desired::new("Ready", false, "InvalidSpec", "another field")], Some(2), &t(2));
+        let fixed = merge(&old, &[ready(true, "Accepted")], Some(2), &t(2));
+        let other_reason = merge(&old, &[ready(false, "DeploymentNotFound")], Some(2), &t(2));
+        assert_eq!(transition(Some(&old[0]), &same_other_message[0], true), None);
+        assert_eq!(transition(Some(&old[0]), &fixed[0], false).unwrap().reason, "Accepted");
+        assert_eq!(transition(Some(&old[0]), &other_reason[0], true).unwrap().reason, "DeploymentNotFound");
+        assert!(transition(None, &old[0], true).unwrap().warning);
     }
 
     #[test]

@@ -3,8 +3,12 @@
 pub mod api;
 pub mod conditions;
 pub mod config;
+pub mod controller;
 pub mod crds;
 pub mod fixtures;
+pub mod metrics;
 pub mod names;
 pub mod retrain;
+pub mod server;
+pub mod telemetry;
 pub mod validation;

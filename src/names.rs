@@ -40,4 +40,6 @@ pub mod reasons {
     pub const INVALID_SPEC: &str = "InvalidSpec";
     /// The spec was accepted and is waiting for its first action.
     pub const ACCEPTED: &str = "Accepted";
+    /// The ModelDeployment named in spec.deploymentRef does not exist.
+    pub const DEPLOYMENT_NOT_FOUND: &str = "DeploymentNotFound";
 }

@@ -13,6 +13,7 @@ use super::duration::Duration;
     group = "champion.ml",
     version = "v1alpha1",
     kind = "Experiment",
+    doc = "An online A/B/n or shadow comparison of model versions with a statistical decision.",
     namespaced,
     status = "ExperimentStatus",
     shortname = "mlx",

@@ -2,8 +2,14 @@
 
 pub mod common;
 pub mod duration;
+// Clippy reads repeated `printcolumn(type_ = ..)` arguments of the derive as duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 pub mod experiment;
+// Clippy reads repeated `printcolumn(type_ = ..)` arguments of the derive as duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 pub mod model_deployment;
+// Clippy reads repeated `printcolumn(type_ = ..)` arguments of the derive as duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 pub mod retrain_policy;
 
 pub use common::{

@@ -13,6 +13,7 @@ use super::duration::Duration;
     group = "champion.ml",
     version = "v1alpha1",
     kind = "ModelDeployment",
+    doc = "A model served behind one stable Service, with every new version rolled out by steps.",
     namespaced,
     status = "ModelDeploymentStatus",
     shortname = "md",

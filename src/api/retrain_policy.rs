@@ -17,6 +17,7 @@ use super::experiment::Goal;
     group = "champion.ml",
     version = "v1alpha1",
     kind = "RetrainPolicy",
+    doc = "Retraining of a deployed model: triggers, training Jobs, offline evaluation, promotion.",
     namespaced,
     status = "RetrainPolicyStatus",
     shortname = "rtp",

@@ -1,0 +1,39 @@
+//! What every reconcile shares: the client, the Event recorder, the operator config and metrics.
+
+use std::sync::Arc;
+
+use kube::Client;
+use kube::runtime::events::{Recorder, Reporter};
+
+use super::backoff::FailureCounts;
+use crate::config::OperatorConfig;
+use crate::metrics::Metrics;
+use crate::names::CONTROLLER_NAME;
+
+/// Shared state of the controllers.
+pub struct Context {
+    /// The Kubernetes client.
+    pub client: Client,
+    /// Publishes Events.
+    pub recorder: Recorder,
+    /// The operator config.
+    pub config: Arc<OperatorConfig>,
+    /// The operator's metrics.
+    pub metrics: Arc<Metrics>,
+    /// Consecutive failures per object, for backoff.
+    pub failures: FailureCounts,
+}
+
+impl Context {
+    /// A context around a client.
+    pub fn new(client: Client, config: Arc<OperatorConfig>, metrics: Arc<Metrics>) -> Arc<Self> {
+        let reporter = Reporter { controller: CONTROLLER_NAME.into(), instance: std::env::var("POD_NAME").ok() };
+        Arc::new(Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            config,
+            metrics,
+            failures: FailureCounts::default(),
+        })
+    }
+}

@@ -1,0 +1,51 @@
+//! Writing status and Events: status goes out as a server-side apply patch under the field manager
+//! `champion`, and only when it changed; Events mark transitions.
+
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::events::{Event, EventType};
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::context::Context;
+use super::error::Result;
+use crate::conditions::Transition;
+use crate::names::FIELD_MANAGER;
+
+/// Applies `status` to the object's status subresource when it differs (timestamps aside) from
+/// `current`. Returns whether a write happened.
+pub async fn write_if_changed<K, S>(ctx: &Context, obj: &K, current: Option<&S>, status: &S) -> Result<bool>
+where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+    S: Serialize,
+{
+    if !crate::conditions::differs(current, status) {
+        return Ok(false);
+    }
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    let patch = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    api.patch_status(&obj.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
+    Ok(true)
+}
+
+/// Publishes an Event about `obj`. A failure to publish is logged, not returned: an Event is a
+/// notice, and the status already holds the truth.
+pub async fn publish<K: Resource<DynamicType = ()>>(ctx: &Context, obj: &K, t: &Transition) {
+    let event = Event {
+        type_: if t.warning { EventType::Warning } else { EventType::Normal },
+        reason: t.reason.clone(),
+        note: Some(t.message.chars().take(1000).collect()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
+        tracing::warn!(error = %e, reason = %t.reason, "could not publish event");
+    }
+}
