@@ -1,0 +1,169 @@
+//! Mock-API-server tests: each pins the exact API calls of one reconcile per kind. The status goes out
+//! as a server-side apply patch with field manager `champion`, an Event follows the transition, and a
+//! second reconcile over the written status writes nothing.
+
+use std::sync::Arc;
+
+use http::{Method, Request, Response, StatusCode};
+use kube::Client;
+use kube::client::Body;
+use serde_json::{Value, json};
+use tower_test::mock::{Handle, SendResponse};
+
+use champion::api::{Experiment, RetrainPolicy};
+use champion::config::OperatorConfig;
+use champion::controller::Context;
+use champion::controller::model_deployment::reconcile::reconcile as reconcile_md;
+use champion::controller::referencing::reconcile as reconcile_ref;
+use champion::fixtures;
+use champion::metrics::Metrics;
+
+type MockHandle = Handle<Request<Body>, Response<Body>>;
+
+fn context() -> (Arc<Context>, MockHandle) {
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(service, "default");
+    let config = OperatorConfig::parse("prometheus: {default: http://prometheus:9090}", "test").unwrap();
+    (Context::new(client, Arc::new(config), Arc::new(Metrics::new())), handle)
+}
+
+async fn next(handle: &mut MockHandle) -> (Method, String, Option<String>, Value, SendResponse<Response<Body>>) {
+    let (req, send) = handle.next_request().await.expect("an API call was expected");
+    let method = req.method().clone();
+    let uri = req.uri().to_string();
+    let content_type = req.headers().get("content-type").map(|v| v.to_str().unwrap().to_string());
+    let bytes = req.into_body().collect_bytes().await.unwrap();
+    let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
+    (method, uri, content_type, body, send)
+}
+
+fn respond(send: SendResponse<Response<Body>>, status: StatusCode, body: &Value) {
+    send.send_response(Response::builder().status(status).body(Body::from(serde_json::to_vec(body).unwrap())).unwrap());
+}
+
+fn not_found() -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"})
+}
+
+/// Expects the status apply patch for `plural/name`; answers with the object carrying that status.
+async fn expect_status_apply(handle: &mut MockHandle, plural: &str, name: &str, obj: &Value) -> Value {
+    let (method, uri, content_type, body, send) = next(handle).await;
+    assert_eq!(method, Method::PATCH);
+    let path = format!("/apis/champion.ml/v1alpha1/namespaces/default/{plural}/{name}/status?");
+    assert!(uri.starts_with(&path), "{uri}");
+    assert!(uri.contains("fieldManager=champion") && uri.contains("force=true"), "{uri}");
+    assert_eq!(content_type.as_deref(), Some("application/apply-patch+yaml"));
+    assert_eq!(body["apiVersion"], "champion.ml/v1alpha1");
+    assert!(body.get("spec").is_none(), "a status patch must not carry the spec");
+    let mut answer = obj.clone();
+    answer["status"] = body["status"].clone();
+    respond(send, StatusCode::OK, &answer);
+    body["status"].clone()
+}
+
+/// Expects an Event about `name` with `reason`.
+async fn expect_event(handle: &mut MockHandle, name: &str, reason: &str, type_: &str) {
+    let (method, uri, _, body, send) = next(handle).await;
+    assert_eq!(method, Method::POST);
+    assert!(uri.starts_with("/apis/events.k8s.io/v1/namespaces/default/events"), "{uri}");
+    assert_eq!(body["regarding"]["name"], name);
+    assert_eq!(body["reason"], reason);
+    assert_eq!(body["type"], type_);
+    respond(send, StatusCode::CREATED, &body);
+}
+
+/// Expects a GET of the ModelDeployment `fraud`; answers with it or 404.
+async fn expect_deployment_get(handle: &mut MockHandle, exists: bool) {
+    let (method, uri, _, _, send) = next(handle).await;
+    assert_eq!(method, Method::GET);
+    assert_eq!(uri, "/apis/champion.ml/v1alpha1/namespaces/default/modeldeployments/fraud");
+    if exists {
+        respond(send, StatusCode::OK, &serde_json::to_value(fixtures::model_deployment("fraud")).unwrap());
+    } else {
+        respond(send, StatusCode::NOT_FOUND, &not_found());
+    }
+}
+
+/// After the reconcile the context is dropped; any further call would show up here.
+async fn expect_no_more_calls(ctx: Arc<Context>, mut handle: MockHandle) {
+    drop(ctx);
+    assert!(handle.next_request().await.is_none(), "no further API call was expected");
+}
+
+#[tokio::test]
+async fn model_deployment_invalid_spec_writes_status_once() {
+    let mut md = fixtures::model_deployment("fraud");
+    md.spec.strategy.as_mut().unwrap().canary.as_mut().unwrap().analysis.as_mut().unwrap().metrics[0]
+        .prometheus
+        .provider = Some("thanos".into());
+    let obj = serde_json::to_value(&md).unwrap();
+
+    let (ctx, mut handle) = context();
+    let verifier = tokio::spawn(async move {
+        let status = expect_status_apply(&mut handle, "modeldeployments", "fraud", &obj).await;
+        expect_event(&mut handle, "fraud", "InvalidSpec", "Warning").await;
+        (status, handle)
+    });
+    reconcile_md(Arc::new(md.clone()), ctx.clone()).await.unwrap();
+    let (status, handle) = verifier.await.unwrap();
+    assert_eq!(status["phase"], "Pending");
+    assert_eq!(status["observedGeneration"], 1);
+    let ready = &status["conditions"][0];
+    assert_eq!((ready["type"].as_str(), ready["status"].as_str()), (Some("Ready"), Some("False")));
+    assert!(ready["message"].as_str().unwrap().contains("no Prometheus provider named \"thanos\""), "{ready}");
+
+    // Same object with the written status: nothing to write, no Event.
+    md.status = Some(serde_json::from_value(status).unwrap());
+    reconcile_md(Arc::new(md), ctx.clone()).await.unwrap();
+    expect_no_more_calls(ctx, handle).await;
+}
+
+#[tokio::test]
+async fn experiment_with_missing_deployment_says_so() {
+    let mut x = fixtures::experiment("fraud-ab");
+    let obj = serde_json::to_value(&x).unwrap();
+    let (ctx, mut handle) = context();
+    let verifier = tokio::spawn(async move {
+        expect_deployment_get(&mut handle, false).await;
+        let status = expect_status_apply(&mut handle, "experiments", "fraud-ab", &obj).await;
+        expect_event(&mut handle, "fraud-ab", "DeploymentNotFound", "Warning").await;
+        (status, handle)
+    });
+    reconcile_ref::<Experiment>(Arc::new(x.clone()), ctx.clone()).await.unwrap();
+    let (status, mut handle) = verifier.await.unwrap();
+    assert_eq!(status["phase"], "Pending");
+    assert_eq!(status["conditions"][0]["reason"], "DeploymentNotFound");
+
+    x.status = Some(serde_json::from_value(status).unwrap());
+    let verifier = tokio::spawn(async move {
+        expect_deployment_get(&mut handle, false).await;
+        handle
+    });
+    reconcile_ref::<Experiment>(Arc::new(x), ctx.clone()).await.unwrap();
+    expect_no_more_calls(ctx, verifier.await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn retrain_policy_with_deployment_is_accepted() {
+    let mut p = fixtures::retrain_policy("fraud-retrain");
+    let obj = serde_json::to_value(&p).unwrap();
+    let (ctx, mut handle) = context();
+    let verifier = tokio::spawn(async move {
+        expect_deployment_get(&mut handle, true).await;
+        let status = expect_status_apply(&mut handle, "retrainpolicies", "fraud-retrain", &obj).await;
+        expect_event(&mut handle, "fraud-retrain", "Accepted", "Normal").await;
+        (status, handle)
+    });
+    reconcile_ref::<RetrainPolicy>(Arc::new(p.clone()), ctx.clone()).await.unwrap();
+    let (status, mut handle) = verifier.await.unwrap();
+    assert_eq!(status["phase"], "Idle");
+    assert_eq!(status["conditions"][0]["reason"], "Accepted");
+
+    p.status = Some(serde_json::from_value(status).unwrap());
+    let verifier = tokio::spawn(async move {
+        expect_deployment_get(&mut handle, true).await;
+        handle
+    });
+    reconcile_ref::<RetrainPolicy>(Arc::new(p), ctx.clone()).await.unwrap();
+    expect_no_more_calls(ctx, verifier.await.unwrap()).await;
+}
