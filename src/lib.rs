@@ -1,6 +1,7 @@
 //! Champion: a Kubernetes operator that carries ML models from a trained artifact into production.
 
 pub mod api;
+pub mod cli;
 pub mod conditions;
 pub mod config;
 pub mod controller;

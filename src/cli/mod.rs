@@ -1,0 +1,4 @@
+//! The `kubectl champion` plugin's rendering and request logic, kept apart from its I/O so it can be
+//! tested.
+
+pub mod status;

@@ -1,0 +1,111 @@
+//! `kubectl champion status`: a readable view of one ModelDeployment.
+
+use std::fmt::Write;
+
+use kube::ResourceExt;
+
+use crate::api::ModelDeployment;
+use crate::api::model_deployment::Step;
+
+/// One step as a short phrase, e.g. `setWeight 10`, `pause 10m`, `pause (until promote)`.
+pub fn describe_step(step: &Step) -> String {
+    if let Some(w) = step.set_weight {
+        format!("setWeight {w}")
+    } else if let Some(p) = &step.pause {
+        match &p.duration {
+            Some(d) => format!("pause {d}"),
+            None => "pause (until promote)".to_string(),
+        }
+    } else if let Some(a) = &step.analysis {
+        format!("analysis {}", a.metrics.join(", "))
+    } else if let Some(m) = &step.mirror {
+        format!("mirror {}% for {}", m.percent, m.duration)
+    } else {
+        "(empty step)".to_string()
+    }
+}
+
+/// The whole status view.
+pub fn render(md: &ModelDeployment) -> String {
+    let mut out = String::new();
+    let status = md.status.clone().unwrap_or_default();
+    let phase = status.phase.map(|p| format!("{p:?}")).unwrap_or_else(|| "Unknown (not reconciled yet)".into());
+    let _ = writeln!(out, "ModelDeployment {}/{}", md.namespace().unwrap_or_default(), md.name_any());
+    let _ = writeln!(out, "  Phase:      {phase}");
+    if let Some(m) = &status.message {
+        let _ = writeln!(out, "  Message:    {m}");
+    }
+    let rev = |r: &Option<crate::api::model_deployment::RevisionRef>| {
+        r.as_ref().map(|r| format!("{} (revision {})", r.version, r.revision)).unwrap_or_else(|| "-".into())
+    };
+    let _ = writeln!(out, "  Stable:     {}", rev(&status.stable));
+    let _ = writeln!(out, "  Candidate:  {}", rev(&status.candidate));
+    if let Some(w) = &status.weights {
+        let _ = writeln!(out, "  Traffic:    stable {}%, candidate {}%, mirror {}%", w.stable, w.candidate, w.mirror);
+    }
+    let steps = md.spec.strategy.as_ref().and_then(|s| s.canary.as_ref()).map(|c| c.steps.as_slice()).unwrap_or(&[]);
+    if !steps.is_empty() {
+        let _ = writeln!(out, "  Steps:");
+        for (i, step) in steps.iter().enumerate() {
+            let current = status.candidate.is_some() && status.current_step == Some(i as i32);
+            let marker = if current { "→" } else { " " };
+            let _ = writeln!(out, "    {marker} {}. {}", i + 1, describe_step(step));
+        }
+    }
+    if let Some(a) = &status.analysis {
+        let _ = writeln!(out, "  Analysis:   {} failed measurement(s)", a.failures);
+        for m in &a.metrics {
+            let value = m.value.map(|v| format!("{v}")).unwrap_or_else(|| "no data".into());
+            let why = m.message.as_deref().map(|s| format!(" ({s})")).unwrap_or_default();
+            let _ = writeln!(out, "    {:<20} {:<12} {:?}{why}", m.name, value, m.verdict);
+        }
+    }
+    if !status.history.is_empty() {
+        let _ = writeln!(out, "  History:");
+        for h in &status.history {
+            let _ = writeln!(out, "    {} (revision {})", h.version, h.revision);
+        }
+    }
+    if !status.conditions.is_empty() {
+        let _ = writeln!(out, "  Conditions:");
+        for c in &status.conditions {
+            let _ = writeln!(out, "    {:<12} {:<6} {:<20} {}", c.type_, c.status, c.reason, c.message);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::model_deployment::{RevisionRef, Weights};
+    use crate::api::{DeploymentPhase, ModelDeploymentStatus};
+    use crate::fixtures;
+
+    #[test]
+    fn marks_the_current_step_and_shows_weights() {
+        let mut md = fixtures::model_deployment("fraud");
+        md.status = Some(ModelDeploymentStatus {
+            phase: Some(DeploymentPhase::Progressing),
+            stable: Some(RevisionRef { version: "1.0.0".into(), revision: 1, hash: None }),
+            candidate: Some(RevisionRef { version: "1.1.0".into(), revision: 2, hash: None }),
+            current_step: Some(1),
+            weights: Some(Weights { stable: 90, candidate: 10, mirror: 0 }),
+            ..Default::default()
+        });
+        let text = render(&md);
+        assert!(text.contains("Phase:      Progressing"), "{text}");
+        assert!(text.contains("Candidate:  1.1.0 (revision 2)"), "{text}");
+        assert!(text.contains("stable 90%, candidate 10%, mirror 0%"), "{text}");
+        assert!(text.contains("    → 2. pause 1m"), "{text}");
+        assert!(text.contains("      1. setWeight 10"), "{text}");
+        assert!(text.contains("      3. analysis error-rate"), "{text}");
+    }
+
+    #[test]
+    fn unreconciled_object() {
+        let text = render(&fixtures::model_deployment("fraud"));
+        assert!(text.contains("Unknown (not reconciled yet)"), "{text}");
+        assert!(!text.contains('→'), "no step is current without a candidate: {text}");
+    }
+}
