@@ -1,8 +1,9 @@
 //! The files in `examples/` are documentation that must keep working: every `examples/*.yaml` parses
 //! into its typed resource with no unknown fields, passes the CRD's CEL rules client-side, decodes its
-//! pod and Job templates and parses its durations; every `examples/invalid/*.yaml` parses the same way
-//! but fails exactly the one CEL rule that its first line (`# expect: <message>`) names. One more test
-//! keeps the namespaced install's Role in step with the cluster-wide ClusterRole in `config/`.
+//! pod and Job templates, parses its durations and passes the operator's own validation (against the
+//! config that `config/` installs); every `examples/invalid/*.yaml` passes all that but fails exactly
+//! the one CEL rule that its first line (`# expect: <message>`) names. Two more tests check `config/`:
+//! the shipped operator configs load, and the namespaced Role grants what the ClusterRole grants.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
