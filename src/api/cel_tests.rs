@@ -235,6 +235,28 @@ fn retrain_policy_rules() {
             Some("a parameter has either values, or min and max"),
         ),
         (
+            "parameter with values and only min",
+            |p| {
+                let mut s = search(4, 1);
+                let lr = s.parameters.get_mut("lr").unwrap();
+                lr.max = None;
+                lr.values = Some(vec![ParameterValue(json!(1))]);
+                p.spec.training.search = Some(s);
+            },
+            Some("a parameter has either values, or min and max"),
+        ),
+        (
+            "parameter with values only",
+            |p| {
+                let mut s = search(4, 1);
+                let lr = s.parameters.get_mut("lr").unwrap();
+                (lr.min, lr.max) = (None, None);
+                lr.values = Some(vec![ParameterValue(json!(1)), ParameterValue(json!("adam"))]);
+                p.spec.training.search = Some(s);
+            },
+            None,
+        ),
+        (
             "parameter min above max",
             |p| {
                 let mut s = search(4, 1);

@@ -35,7 +35,8 @@ use super::duration::Duration;
 pub struct ExperimentSpec {
     /// The ModelDeployment whose stable version is the control.
     pub deployment_ref: DeploymentRef,
-    /// `split` (A/B/n on live traffic) or `shadow` (mirrored requests, outputs compared).
+    /// `split` (A/B/n on live traffic, the default) or `shadow` (mirrored requests, outputs compared).
+    #[serde(default)]
     pub mode: ExperimentMode,
     /// The challengers; the rest of the traffic stays on stable (the control, named `control`).
     #[schemars(length(min = 1, max = 8))]
@@ -130,8 +131,8 @@ pub struct Objective {
     /// The objective's name.
     #[schemars(length(min = 1, max = 63))]
     pub name: String,
-    /// `proportion` (successes/trials) or `mean` (sum/count).
-    #[serde(rename = "type")]
+    /// `proportion` (successes/trials, the default) or `mean` (sum/count).
+    #[serde(default, rename = "type")]
     pub type_: ObjectiveType,
     /// The Prometheus provider by name (default `default`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -54,9 +54,7 @@ use super::duration::Duration;
 #[serde(rename_all = "camelCase")]
 #[x_kube(
     validation = Rule::new("!has(self.strategy) || !has(self.strategy.canary) || (has(self.traffic) && has(self.traffic.router) && self.traffic.router != 'replicas') || !self.strategy.canary.steps.exists(s, has(s.mirror))")
-        .message("mirror steps need a traffic router that can copy requests (gatewayAPI or istio); the replicas router cannot mirror"),
-    validation = Rule::new("!has(self.strategy) || !has(self.strategy.canary) || !has(self.strategy.canary.steps) || self.strategy.canary.steps.filter(s, has(s.analysis)).all(s, s.analysis.metrics.all(m, has(self.strategy.canary.analysis) && self.strategy.canary.analysis.metrics.exists(d, d.name == m)))")
-        .message("every metric named in an analysis step must be declared in strategy.canary.analysis.metrics")
+        .message("mirror steps need a traffic router that can copy requests (gatewayAPI or istio); the replicas router cannot mirror")
 )]
 pub struct ModelDeploymentSpec {
     /// The model to serve. Changing the version (or the alias target) starts a rollout.
@@ -175,9 +173,14 @@ pub struct Strategy {
 /// Canary steps and background analysis.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("has(self.analysis) ? self.steps.all(s, !has(s.analysis) || s.analysis.metrics.all(m, self.analysis.metrics.exists(d, d.name == m))) : !self.steps.exists(s, has(s.analysis))")
+        .message("every metric named in an analysis step must be declared in strategy.canary.analysis.metrics")
+)]
 pub struct Canary {
     /// The steps, in order. After the last one the candidate gets 100% and becomes stable.
-    #[schemars(length(max = 64))]
+    #[serde(default)]
+    #[schemars(length(max = 32))]
     #[x_kube(validation = Rule::new("self.filter(s, has(s.setWeight)).map(s, s.setWeight).isSorted()").message("setWeight steps must not decrease"))]
     pub steps: Vec<Step>,
     /// Checks run every interval during all steps; too many failures roll back.
@@ -223,7 +226,7 @@ pub struct PauseStep {
 #[serde(rename_all = "camelCase")]
 pub struct AnalysisStep {
     /// Names of metrics from `strategy.canary.analysis.metrics` that must pass.
-    #[schemars(length(min = 1, max = 16), inner(length(min = 1, max = 63)))]
+    #[schemars(length(min = 1, max = 8), inner(length(min = 1, max = 63)))]
     pub metrics: Vec<String>,
 }
 

@@ -154,7 +154,8 @@ pub enum SearchAlgorithm {
         .message("search.maxTrials must be at least search.parallelism")
 )]
 pub struct Search {
-    /// `grid` or `random`.
+    /// `grid` or `random` (the default).
+    #[serde(default)]
     pub algorithm: SearchAlgorithm,
     /// The parameters and their ranges or values, passed to each trial as `CHAMPION_PARAMS` (JSON).
     #[x_kube(validation = Rule::new("self.size() >= 1 && self.size() <= 16").message("search.parameters needs between 1 and 16 parameters"))]
@@ -185,7 +186,7 @@ pub enum Scale {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
-    validation = Rule::new("has(self.values) != (has(self.min) && has(self.max))").message("a parameter has either values, or min and max"),
+    validation = Rule::new("has(self.values) ? (!has(self.min) && !has(self.max) && !has(self.scale)) : (has(self.min) && has(self.max))").message("a parameter has either values, or min and max (with an optional scale)"),
     validation = Rule::new("!has(self.min) || !has(self.max) || self.min < self.max").message("a parameter's min must be less than its max"),
     validation = Rule::new("!has(self.scale) || self.scale != 'log' || (has(self.min) && self.min > 0.0)").message("a log-scale parameter needs min > 0")
 )]
@@ -231,7 +232,8 @@ pub struct SearchObjective {
     /// The metric's key in the trial's reported JSON.
     #[schemars(length(min = 1, max = 63))]
     pub metric: String,
-    /// `maximize` or `minimize`.
+    /// `maximize` (the default) or `minimize`.
+    #[serde(default)]
     pub goal: Goal,
 }
 
@@ -282,7 +284,8 @@ pub enum PromotionMode {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct Promotion {
-    /// `auto` or `manual`.
+    /// `auto` (the default) or `manual`.
+    #[serde(default)]
     pub mode: PromotionMode,
 }
 
