@@ -54,7 +54,7 @@ pub fn find<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Conditio
     conditions.iter().find(|c| c.type_ == type_)
 }
 
-/// Whether two statuses differ in anything but timestamps (`lastTransitionTime`, `lastRun`).
+/// Whether two statuses differ in anything but condition timestamps (`lastTransitionTime`).
 pub fn differs<T: Serialize>(old: Option<&T>, new: &T) -> bool {
     let Some(old) = old else { return true };
     let strip = |v: &T| {
@@ -69,7 +69,6 @@ fn strip_timestamps(v: &mut serde_json::Value) {
     match v {
         serde_json::Value::Object(map) => {
             map.remove("lastTransitionTime");
-            map.remove("lastRun");
             map.values_mut().for_each(strip_timestamps);
         }
         serde_json::Value::Array(items) => items.iter_mut().for_each(strip_timestamps),

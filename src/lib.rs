@@ -1,5 +1,6 @@
 //! Champion: a Kubernetes operator that carries ML models from a trained artifact into production.
 
+pub mod analysis;
 pub mod api;
 pub mod cli;
 pub mod conditions;
@@ -10,6 +11,7 @@ pub mod fixtures;
 pub mod metrics;
 pub mod names;
 pub mod retrain;
+pub mod rollout;
 pub mod server;
 pub mod telemetry;
 pub mod validation;

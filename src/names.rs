@@ -43,3 +43,12 @@ pub mod reasons {
     /// The ModelDeployment named in spec.deploymentRef does not exist.
     pub const DEPLOYMENT_NOT_FOUND: &str = "DeploymentNotFound";
 }
+
+/// Annotation keys read by the operator.
+pub mod annotations {
+    /// A control request (`promote`, `abort`, ...) for the operator to consume once; see
+    /// `docs/requests.md`.
+    pub const REQUEST: &str = "champion.ml/request";
+    /// The model version a generated Deployment serves.
+    pub const MODEL_VERSION: &str = "champion.ml/model-version";
+}

@@ -391,6 +391,15 @@ pub struct ModelDeploymentStatus {
     /// Background analysis state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysis: Option<AnalysisStatus>,
+    /// When the current step began (the position a restarted operator resumes from).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_started_at: Option<Time>,
+    /// True while the rollout is paused by `kubectl champion pause`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manual_pause: Option<bool>,
+    /// The last control request consumed (the value of the `champion.ml/request` annotation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_request: Option<String>,
     /// Versions that served as stable, newest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<HistoryEntry>,

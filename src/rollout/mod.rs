@@ -1,0 +1,7 @@
+//! Pure rollout decisions: revisions, replica splits, control requests and the step machine. No I/O;
+//! `now` is passed in.
+
+pub mod plan;
+pub mod replicas;
+pub mod request;
+pub mod revision;
