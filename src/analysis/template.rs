@@ -1,0 +1,183 @@
+//! Fills in the `{{placeholder}}`s of a metric query.
+//!
+//! The placeholders are those that [`crate::validation::check_placeholders`] accepts; which of them a kind
+//! offers is decided by its validation (`QUERY_PLACEHOLDERS`), so a query that passed validation renders as
+//! long as the caller sets every value that kind promises.
+
+/// The values a query template may refer to; `None` means "not known here", and a template that uses it
+/// does not render.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TemplateVars {
+    /// `{{namespace}}`: the object's namespace.
+    pub namespace: Option<String>,
+    /// `{{name}}`: the object's name (the ModelDeployment's, for experiments too).
+    pub name: Option<String>,
+    /// `{{variant}}`: the variant being measured, e.g. `stable`, `candidate` or an experiment variant.
+    pub variant: Option<String>,
+    /// `{{version}}`: the model version being measured.
+    pub version: Option<String>,
+    /// `{{revision}}`: the revision number being measured.
+    pub revision: Option<String>,
+    /// `{{interval}}`: the analysis interval as a Prometheus duration, e.g. `1m`.
+    pub interval: Option<String>,
+    /// `{{window}}`: the experiment's window so far as a Prometheus duration, e.g. `3h`.
+    pub window: Option<String>,
+}
+
+impl TemplateVars {
+    /// The placeholder names this struct knows, in the order of its fields.
+    pub const NAMES: &'static [&'static str] =
+        &["namespace", "name", "variant", "version", "revision", "interval", "window"];
+
+    /// The value of placeholder `name`: `None` for an unknown name, `Some(None)` for a known one without
+    /// a value.
+    fn get(&self, name: &str) -> Option<Option<&str>> {
+        let v = match name {
+            "namespace" => &self.namespace,
+            "name" => &self.name,
+            "variant" => &self.variant,
+            "version" => &self.version,
+            "revision" => &self.revision,
+            "interval" => &self.interval,
+            "window" => &self.window,
+            _ => return None,
+        };
+        Some(v.as_deref())
+    }
+}
+
+/// Replaces every `{{placeholder}}` (spaces inside the braces allowed) in `query` with its value.
+///
+/// Values are inserted as they are, except that a value containing `"` or `\` is escaped as for a PromQL
+/// double-quoted string literal (`\` → `\\`, `"` → `\"`), which is where label values go. Replacement is a
+/// single pass: a value that itself contains `{{…}}` is not expanded again.
+///
+/// Errors, as a sentence naming the placeholder: an unknown placeholder, one whose value is `None`, an
+/// unclosed `{{`, or a `}}` without its `{{` (the same rules as
+/// [`crate::validation::check_placeholders`]).
+pub fn render(query: &str, vars: &TemplateVars) -> Result<String, String> {
+    let mut out = String::with_capacity(query.len());
+    let mut rest = query;
+    while let Some(start) = rest.find("{{") {
+        let (before, after) = (&rest[..start], &rest[start + 2..]);
+        if before.contains("}}") {
+            return Err("a }} in the query has no matching {{".into());
+        }
+        out.push_str(before);
+        let end = after.find("}}").ok_or_else(|| "a {{ placeholder in the query is not closed with }}".to_string())?;
+        let name = after[..end].trim();
+        match vars.get(name) {
+            None => {
+                return Err(format!(
+                    "unknown placeholder {{{{{name}}}}} in the query; known: {}",
+                    TemplateVars::NAMES.iter().map(|n| format!("{{{{{n}}}}}")).collect::<Vec<_>>().join(", ")
+                ));
+            }
+            Some(None) => return Err(format!("the placeholder {{{{{name}}}}} has no value for this query")),
+            Some(Some(value)) => push_escaped(&mut out, value),
+        }
+        rest = &after[end + 2..];
+    }
+    if rest.contains("}}") {
+        return Err("a }} in the query has no matching {{".into());
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Appends `value`, escaping `\` and `"` for a PromQL double-quoted string.
+fn push_escaped(out: &mut String, value: &str) {
+    for c in value.chars() {
+        if matches!(c, '"' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars() -> TemplateVars {
+        TemplateVars {
+            namespace: Some("ml".into()),
+            name: Some("fraud-detector".into()),
+            variant: Some("candidate".into()),
+            version: Some("2.1.0".into()),
+            revision: Some("5".into()),
+            interval: Some("1m".into()),
+            window: None,
+        }
+    }
+
+    #[test]
+    fn renders() {
+        let table: &[(&str, Result<&str, &str>)] = &[
+            ("up", Ok("up")),
+            ("", Ok("")),
+            (r#"x{v="{{variant}}"}"#, Ok(r#"x{v="candidate"}"#)),
+            (r#"x{v="{{ variant }}"}"#, Ok(r#"x{v="candidate"}"#)),
+            (r#"x{v="{{  variant}}"}"#, Ok(r#"x{v="candidate"}"#)),
+            (
+                r#"sum(rate(x{ns="{{namespace}}",app="{{name}}",v="{{version}}",r="{{revision}}"}[{{interval}}]))"#,
+                Ok(r#"sum(rate(x{ns="ml",app="fraud-detector",v="2.1.0",r="5"}[1m]))"#),
+            ),
+            ("{{variant}}{{variant}}", Ok("candidatecandidate")),
+            // a single brace is PromQL, not a placeholder
+            (r#"x{a="b"}"#, Ok(r#"x{a="b"}"#)),
+            ("increase(x[{{window}}])", Err("the placeholder {{window}} has no value")),
+            ("x{v=\"{{varient}}\"}", Err("unknown placeholder {{varient}}")),
+            ("x{v=\"{{}}\"}", Err("unknown placeholder {{}}")),
+            ("x{v=\"{{variant\"}", Err("not closed")),
+            ("x{v=\"variant}}\"}", Err("no matching {{")),
+            ("x}}{{variant}}", Err("no matching {{")),
+        ];
+        for (query, want) in table {
+            let got = render(query, &vars());
+            match (&got, want) {
+                (Ok(g), Ok(w)) => assert_eq!(g, w, "{query}"),
+                (Err(e), Err(w)) => assert!(e.contains(w), "{query}: {e}"),
+                _ => panic!("{query}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn escapes_values_for_string_literals() {
+        let table = [
+            ("plain", "plain"),
+            (r#"a"b"#, r#"a\"b"#),
+            (r"a\b", r"a\\b"),
+            (r#"\""#, r#"\\\""#),
+            ("{{name}}", "{{name}}"), // not expanded again
+            ("ünïcode", "ünïcode"),
+        ];
+        for (value, want) in table {
+            let v = TemplateVars { variant: Some(value.into()), ..TemplateVars::default() };
+            assert_eq!(render(r#"x{v="{{variant}}"}"#, &v).unwrap(), format!(r#"x{{v="{want}"}}"#), "{value}");
+        }
+    }
+
+    #[test]
+    fn knows_every_placeholder_the_kinds_allow() {
+        use crate::validation::{experiment, model_deployment, retrain_policy};
+        let full = TemplateVars {
+            namespace: Some("a".into()),
+            name: Some("a".into()),
+            variant: Some("a".into()),
+            version: Some("a".into()),
+            revision: Some("a".into()),
+            interval: Some("a".into()),
+            window: Some("a".into()),
+        };
+        for list in
+            [model_deployment::QUERY_PLACEHOLDERS, experiment::QUERY_PLACEHOLDERS, retrain_policy::QUERY_PLACEHOLDERS]
+        {
+            for name in list {
+                assert!(TemplateVars::NAMES.contains(name), "{name}");
+                assert_eq!(render(&format!("{{{{{name}}}}}"), &full).unwrap(), "a", "{name}");
+            }
+        }
+    }
+}
