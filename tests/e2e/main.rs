@@ -1,0 +1,10 @@
+//! End-to-end tests: the real `champion` binary against the real control plane of `tests/cluster/`.
+//!
+//! Run them with `hack/test.sh`, which builds and starts the cluster and Prometheus, sets
+//! `CHAMPION_E2E_DIR` and tears everything down afterwards. Each test gets its own namespace and, when it
+//! needs one, its own operator process (see `harness.rs`).
+
+mod harness;
+
+mod examples;
+mod install;
