@@ -95,13 +95,24 @@ wait_until() {
   done
 }
 
+# --- etcd first (needs no certificates; starts while the PKI is generated) ----------------------
+ETCD_PORT=$(freeport)
+ETCD_PEER_PORT=$(freeport)
+STEP="starting etcd on 127.0.0.1:$ETCD_PORT"
+CURRENT=etcd
+log "$STEP"
+start_bg "$PIDS" "$DIR/logs/etcd.log" etcd "$BIN/etcd" --name=champion-test --data-dir="$DIR/etcd" \
+  --listen-client-urls="http://127.0.0.1:$ETCD_PORT" --advertise-client-urls="http://127.0.0.1:$ETCD_PORT" \
+  --listen-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
+  --initial-advertise-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
+  --initial-cluster="champion-test=http://127.0.0.1:$ETCD_PEER_PORT" \
+  --unsafe-no-fsync --quota-backend-bytes=2147483648 --log-level=warn
+
 # --- PKI, kubeconfigs, ports -------------------------------------------------------------------------
 STEP="generating certificates"
 "$HERE/gen-pki.sh" "$DIR/pki"
 P=$DIR/pki
 
-ETCD_PORT=$(freeport)
-ETCD_PEER_PORT=$(freeport)
 API_PORT=$(freeport)
 KCM_PORT=$(freeport)
 SCHED_PORT=$(freeport)
@@ -138,16 +149,8 @@ done
 K=$DIR/kubeconfig
 kc() { "$KUBECTL" --kubeconfig "$K" "$@"; }
 
-# --- etcd ------------------------------------------------------------------------------------------
-STEP="starting etcd on 127.0.0.1:$ETCD_PORT"
+STEP="waiting for etcd on 127.0.0.1:$ETCD_PORT"
 CURRENT=etcd
-log "$STEP"
-start_bg "$PIDS" "$DIR/logs/etcd.log" etcd "$BIN/etcd" --name=champion-test --data-dir="$DIR/etcd" \
-  --listen-client-urls="http://127.0.0.1:$ETCD_PORT" --advertise-client-urls="http://127.0.0.1:$ETCD_PORT" \
-  --listen-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
-  --initial-advertise-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
-  --initial-cluster="champion-test=http://127.0.0.1:$ETCD_PEER_PORT" \
-  --unsafe-no-fsync --quota-backend-bytes=2147483648 --log-level=warn
 wait_until "$UP_TIMEOUT" curl -sf "http://127.0.0.1:$ETCD_PORT/health"
 
 # --- kube-apiserver ----------------------------------------------------------------------------------
@@ -220,6 +223,24 @@ status:
 EOF
 done | kc apply -f - >/dev/null
 
+# --- CRDs, applied while the controllers start up ----------------------------------------------
+CURRENT="" # kubectl's own error message is the relevant output for these steps
+CRD_FILES=("$CRD_CACHE/gateway-api.yaml" "$CRD_CACHE/istio.yaml")
+if [[ -n $REPO_CRDS_DIR && -d $REPO_CRDS_DIR ]]; then
+  while IFS= read -r -d '' f; do CRD_FILES+=("$f"); done < <(
+    find "$REPO_CRDS_DIR" -type f \( -name '*.yaml' -o -name '*.yml' -o -name '*.json' \) -print0 | sort -z)
+fi
+log "applying ${#CRD_FILES[@]} CRD files"
+CRD_NAMES=()
+for f in "${CRD_FILES[@]}"; do
+  STEP="applying $f"
+  # server-side apply: the Gateway API CRDs are too large for the last-applied annotation
+  out=$(kc apply --server-side --force-conflicts -o name -f "$f")
+  while IFS= read -r name; do
+    [[ $name == customresourcedefinition.apiextensions.k8s.io/* ]] && CRD_NAMES+=("$name")
+  done <<<"$out"
+done
+
 STEP="waiting for $NODES node(s) Ready (kwok)"
 CURRENT=kwok
 log "$STEP"
@@ -244,26 +265,19 @@ CURRENT=kube-controller-manager
 wait_until "$UP_TIMEOUT" kc -n default get serviceaccount default
 log "default ServiceAccount exists"
 
-# --- CRDs ----------------------------------------------------------------------------------------
-CURRENT="" # kubectl's own error message is the relevant output for these steps
-CRD_FILES=("$CRD_CACHE/gateway-api.yaml" "$CRD_CACHE/istio.yaml")
-if [[ -n $REPO_CRDS_DIR && -d $REPO_CRDS_DIR ]]; then
-  while IFS= read -r -d '' f; do CRD_FILES+=("$f"); done < <(
-    find "$REPO_CRDS_DIR" -type f \( -name '*.yaml' -o -name '*.yml' -o -name '*.json' \) -print0 | sort -z)
-fi
-CRD_NAMES=()
-for f in "${CRD_FILES[@]}"; do
-  STEP="applying $f"
-  # server-side apply: the Gateway API CRDs are too large for the last-applied annotation
-  out=$(kc apply --server-side --force-conflicts -o name -f "$f")
-  while IFS= read -r name; do
-    [[ $name == customresourcedefinition.apiextensions.k8s.io/* ]] && CRD_NAMES+=("$name")
-  done <<<"$out"
-done
+# --- CRDs: wait until Established ---------------------------------------------------------------
 STEP="waiting for ${#CRD_NAMES[@]} CRDs to be Established"
 log "$STEP"
-if ! kc wait --for=condition=Established --timeout="${UP_TIMEOUT}s" "${CRD_NAMES[@]}" >/dev/null; then
-  kc get "${CRD_NAMES[@]}" \
+crds_established() { # one LIST instead of a GET per name (kubectl get NAME... is slow)
+  local established name
+  established=" $(kc get crd \
+    -o jsonpath='{range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Established")].status} {end}')"
+  for name in "${CRD_NAMES[@]}"; do
+    [[ $established == *" ${name#*/}=True "* ]] || return 1
+  done
+}
+if ((${#CRD_NAMES[@]} > 0)) && ! wait_until "$UP_TIMEOUT" crds_established; then
+  kc get crd \
     -o jsonpath='{range .items[*]}{.metadata.name}: {range .status.conditions[*]}{.type}={.status} {.message}; {end}{"\n"}{end}' >&2 || true
   exit 1
 fi
