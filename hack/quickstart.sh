@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# hack/quickstart.sh [up|down]: a local cluster with Champion and an example running, on this machine.
+#
+# up (the default):
+#   builds the pinned Kubernetes binaries (tests/cluster/build-bins.sh, cached) and `cargo build --bins`;
+#   starts a control plane with kwok fake nodes (tests/cluster/up.sh) and Prometheus (prometheus.sh) in
+#   ${XDG_CACHE_HOME:-~/.cache}/champion/quickstart (an earlier quickstart there is stopped first);
+#   installs Champion with `kubectl apply -k config/` (under kwok the operator's Deployment gets only a fake
+#   pod, so the real operator runs here as a process: `champion run` with a token kubeconfig of the
+#   ServiceAccount champion-system/champion, i.e. exactly the RBAC of config/, and a config naming the local
+#   Prometheus); creates namespace demo, applies examples/modeldeployment-replicas.yaml there and waits for
+#   the operator's first status; then prints what to try next.
+# down: stops the operator, Prometheus and the cluster (the folder and its logs stay).
+# shellcheck source-path=SCRIPTDIR/..
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO"
+# shellcheck source=tests/cluster/lib.sh
+source "$REPO/tests/cluster/lib.sh" # now, elapsed, freeport, start_bg, stop_all
+
+DIR=${XDG_CACHE_HOME:-$HOME/.cache}/champion/quickstart
+TARGET=${CARGO_TARGET_DIR:-$REPO/target}
+EXAMPLE=examples/modeldeployment-replicas.yaml
+DEMO_NS=demo
+CRDS=(crd/modeldeployments.champion.ml crd/experiments.champion.ml crd/retrainpolicies.champion.ml)
+
+log() { printf '[quickstart %6ss] %s\n' "$(elapsed "$T0")" "$*" >&2; }
+
+stop_everything() {
+  local rc=0
+  if [[ -f $DIR/champion.pids ]]; then
+    stop_all "$DIR/champion.pids" 10 || rc=1
+    echo "operator in $DIR stopped" >&2
+  fi
+  if [[ -f $DIR/pids || -f $DIR/prometheus.pids ]]; then
+    tests/cluster/down.sh "$DIR" >&2 || rc=1
+  fi
+  return "$rc"
+}
+
+T0=$(now)
+case ${1:-up} in
+  down)
+    stop_everything
+    echo "quickstart stopped (logs kept in $DIR)"
+    exit 0
+    ;;
+  up) ;;
+  *)
+    echo "usage: hack/quickstart.sh [up|down]" >&2
+    exit 2
+    ;;
+esac
+
+mkdir -p "$DIR"
+DIR=$(cd "$DIR" && pwd)
+if [[ -f $DIR/champion.pids || -f $DIR/pids || -f $DIR/prometheus.pids ]]; then
+  log "stopping the earlier quickstart in $DIR"
+  stop_everything
+fi
+
+UP_OK=0
+on_exit() {
+  local rc=$?
+  ((UP_OK == 1)) && return 0
+  echo "hack/quickstart.sh: FAILED (exit $rc)" >&2
+  if [[ -s $DIR/champion.log ]]; then
+    echo "----- tail of $DIR/champion.log -----" >&2
+    tail -n 30 "$DIR/champion.log" >&2
+  fi
+  echo "stopping what was started" >&2
+  stop_everything || true
+  exit "$rc"
+}
+trap on_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP
+
+log "building the Kubernetes binaries (cached after the first time)"
+BIN=$(tests/cluster/build-bins.sh | tail -1)
+export BIN
+log "cargo build --bins"
+cargo build --bins
+CHAMPION=$TARGET/debug/champion
+[[ -x $CHAMPION && -x $TARGET/debug/kubectl-champion ]] || { echo "no binaries in $TARGET/debug" >&2; exit 1; }
+
+log "starting the cluster"
+tests/cluster/up.sh "$DIR"
+log "starting Prometheus"
+tests/cluster/prometheus.sh start "$DIR"
+# shellcheck disable=SC1091
+source "$DIR/env"
+# shellcheck disable=SC1091
+source "$DIR/prometheus.env"
+kc() { "$KUBECTL" --kubeconfig "$KUBECONFIG" "$@"; }
+
+log "kubectl apply -k config/"
+kc apply -k config/ >&2
+kc wait --for=condition=Established --timeout=60s "${CRDS[@]}" >/dev/null
+tests/cluster/sa-kubeconfig.sh "$DIR" champion-system champion "$DIR/champion.kubeconfig" >/dev/null
+
+log "starting the operator as ServiceAccount champion-system/champion"
+cat >"$DIR/champion.yaml" <<EOF
+# written by hack/quickstart.sh: the local Prometheus is the provider "default"; all namespaces are watched
+prometheus:
+  default: "$PROMETHEUS_URL"
+EOF
+PORT=$(freeport)
+: >"$DIR/champion.pids"
+start_bg "$DIR/champion.pids" "$DIR/champion.log" champion \
+  env KUBECONFIG="$DIR/champion.kubeconfig" RUST_LOG="${RUST_LOG:-info,champion=debug}" \
+  "$CHAMPION" run --config "$DIR/champion.yaml" --listen "127.0.0.1:$PORT"
+for ((i = 0; ; i++)); do
+  curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && break
+  if ! any_alive "$DIR/champion.pids"; then echo "the operator exited" >&2; exit 1; fi
+  ((i < 300)) || { echo "the operator was not ready within 30 s" >&2; exit 1; }
+  sleep 0.1
+done
+
+log "applying $EXAMPLE in namespace $DEMO_NS"
+kc create namespace "$DEMO_NS" >/dev/null
+OBJ=$(kc apply -n "$DEMO_NS" -f "$EXAMPLE" -o name)
+NAME=${OBJ#*/}
+for ((i = 0; ; i++)); do
+  out=$(kc get -n "$DEMO_NS" "$OBJ" -o jsonpath='{.metadata.generation} {.status.observedGeneration}' || true)
+  read -r gen observed <<<"$out" || true
+  [[ -n ${observed:-} && $observed == "$gen" ]] && break
+  ((i < 300)) || { echo "no status on $OBJ within 60 s" >&2; exit 1; }
+  sleep 0.2
+done
+kc get -n "$DEMO_NS" "$OBJ" >&2
+UP_OK=1
+log "ready"
+
+cat <<EOF
+
+Champion is running on a local cluster (kwok fake nodes: pods are marked Running, nothing really runs).
+
+  cluster, Prometheus and logs:  $DIR
+  operator log:                  $DIR/champion.log
+  operator metrics:              http://127.0.0.1:$PORT/metrics
+  Prometheus:                    $PROMETHEUS_URL
+
+Try next:
+
+  export KUBECONFIG=$KUBECONFIG
+  export PATH=$CLUSTER_BIN:$TARGET/debug:\$PATH    # the cluster's kubectl, and kubectl-champion as a plugin
+  kubectl get md -n $DEMO_NS -w
+  kubectl champion status $NAME -n $DEMO_NS
+  kubectl get champion -A                          # every Champion object
+  kubectl apply -n $DEMO_NS -f examples/            # the other examples
+
+Stop everything:
+
+  hack/quickstart.sh down
+EOF

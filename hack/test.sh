@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# hack/test.sh: run every test of Champion on this machine, from nothing to a verdict.
+#
+#   1. build the pinned Kubernetes binaries (tests/cluster/build-bins.sh; cached in ~/.cache/champion/k8s)
+#   2. cargo build --bins
+#   3. cargo test --no-fail-fast       (unit, mock-API-server, examples and CRD tests)
+#   4. build the end-to-end tests      (cargo test --features e2e --test e2e --no-run)
+#   5. start a cluster                 (tests/cluster/up.sh in a fresh temporary folder)
+#   6. start Prometheus                (tests/cluster/prometheus.sh start; installs it with apt if missing)
+#   7. the end-to-end tests            (CHAMPION_E2E_DIR=<folder> cargo test --features e2e --test e2e)
+#   8. tear down, always               (tests/cluster/down.sh; then checks that no process of the folder is left)
+#
+# Prints the time of each phase and in total; exits non-zero if anything failed. On failure it prints the
+# tails of the cluster's logs and keeps the folder (logs, etcd data, each test's operator log under e2e/).
+#
+# Usage: hack/test.sh [-- E2E_ARGS...]   arguments after `--` go to the e2e test binary (a name filter,
+#                                         --test-threads=1, ...)
+# Env:   SKIP_UNIT=1  skip phase 3       KEEP=1  keep the temporary folder after a successful run
+# shellcheck source-path=SCRIPTDIR/..
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO"
+# shellcheck source=tests/cluster/lib.sh
+source "$REPO/tests/cluster/lib.sh" # now, elapsed
+
+E2E_ARGS=()
+if [[ ${1:-} == -- ]]; then
+  shift
+  E2E_ARGS=("$@")
+elif [[ $# -gt 0 ]]; then
+  echo "usage: hack/test.sh [-- E2E_ARGS...]" >&2
+  exit 2
+fi
+
+T_ALL=$(now)
+PHASES=() # "name|seconds|result"
+PHASE=""
+T_PHASE=""
+DIR=""
+DONE=0
+
+say() { printf '\n\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+# phase NAME CMD...: run one phase and record its time.
+phase() {
+  PHASE=$1
+  shift
+  say "$PHASE"
+  T_PHASE=$(now)
+  "$@"
+  PHASES+=("$PHASE|$(elapsed "$T_PHASE")|ok")
+  PHASE=""
+}
+
+build_bins() {
+  BIN=$(tests/cluster/build-bins.sh | tail -1)
+  export BIN
+  echo "Kubernetes binaries: $BIN" >&2
+}
+
+start_cluster() {
+  DIR=$(mktemp -d "${TMPDIR:-/tmp}/champion-test.XXXXXX")
+  tests/cluster/up.sh "$DIR"
+}
+
+e2e() {
+  CHAMPION_E2E_DIR=$DIR cargo test --features e2e --test e2e -- "${E2E_ARGS[@]}"
+}
+
+# The end of a failed run: what the cluster's components said last.
+show_log_tails() {
+  local f
+  for f in "$DIR"/logs/*.log "$DIR"/prometheus/*.log; do
+    [[ -s $f ]] || continue
+    echo "----- tail of $f -----" >&2
+    tail -n 20 "$f" >&2
+  done
+}
+
+teardown() {
+  local left pids
+  tests/cluster/down.sh "$DIR" >&2 || return 1
+  # Nothing that ran from this folder may outlive the run: the cluster, Prometheus, the exporter and any
+  # operator an interrupted test left behind (their command lines all name the folder).
+  if left=$(pgrep -af -- "$DIR"); then
+    echo "processes still running from $DIR after down.sh (killed now):" >&2
+    echo "$left" >&2
+    pids=$(awk '{print $1}' <<<"$left")
+    # shellcheck disable=SC2086 # one argument per pid
+    kill -KILL $pids 2>/dev/null || true
+    return 1
+  fi
+  echo "no process of $DIR is left" >&2
+}
+
+finish() {
+  local rc=$? row name secs result
+  trap - EXIT INT TERM HUP
+  set +e
+  if [[ -n $PHASE ]]; then
+    PHASES+=("$PHASE|$(elapsed "$T_PHASE")|FAILED")
+    echo "hack/test.sh: phase '$PHASE' failed (exit $rc)" >&2
+  fi
+  if [[ -n $DIR ]]; then
+    ((rc != 0)) && show_log_tails
+    PHASE="tear down"
+    say "$PHASE"
+    T_PHASE=$(now)
+    if teardown; then
+      PHASES+=("$PHASE|$(elapsed "$T_PHASE")|ok")
+    else
+      PHASES+=("$PHASE|$(elapsed "$T_PHASE")|FAILED")
+      rc=1
+    fi
+    if ((rc == 0)) && [[ ${KEEP:-0} != 1 ]]; then
+      rm -rf "$DIR"
+    else
+      echo "cluster folder kept: $DIR (logs in logs/, prometheus/, each test's operator log in e2e/<namespace>/)" >&2
+    fi
+  fi
+  printf '\n%-46s %9s  %s\n' "phase" "seconds" "result" >&2
+  for row in "${PHASES[@]}"; do
+    IFS='|' read -r name secs result <<<"$row"
+    printf '%-46s %9s  %s\n' "$name" "$secs" "$result" >&2
+  done
+  printf '%-46s %9s\n' "total" "$(elapsed "$T_ALL")" >&2
+  if ((rc == 0 && DONE == 1)); then
+    echo "hack/test.sh: all tests passed" >&2
+  else
+    ((rc == 0)) && rc=1
+    echo "hack/test.sh: FAILED" >&2
+  fi
+  exit "$rc"
+}
+trap finish EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP
+
+phase "build Kubernetes binaries (build-bins.sh)" build_bins
+phase "cargo build --bins" cargo build --bins
+if [[ ${SKIP_UNIT:-0} != 1 ]]; then
+  phase "cargo test (unit, mock, examples, crds)" cargo test --no-fail-fast
+fi
+phase "build e2e tests" cargo test --features e2e --test e2e --no-run
+phase "start cluster (up.sh)" start_cluster
+phase "start Prometheus (prometheus.sh start)" tests/cluster/prometheus.sh start "$DIR"
+phase "e2e tests" e2e
+DONE=1
