@@ -40,6 +40,8 @@ pub mod reasons {
     pub const INVALID_SPEC: &str = "InvalidSpec";
     /// The spec was accepted and is waiting for its first action.
     pub const ACCEPTED: &str = "Accepted";
+    /// The spec follows a registry alias, which this operator version cannot resolve.
+    pub const REGISTRY_UNSUPPORTED: &str = "RegistryUnsupported";
     /// The ModelDeployment named in spec.deploymentRef does not exist.
     pub const DEPLOYMENT_NOT_FOUND: &str = "DeploymentNotFound";
 }

@@ -6,6 +6,7 @@ use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 
 use super::backoff::FailureCounts;
+use crate::analysis::PrometheusClient;
 use crate::config::OperatorConfig;
 use crate::metrics::Metrics;
 use crate::names::CONTROLLER_NAME;
@@ -22,6 +23,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Consecutive failures per object, for backoff.
     pub failures: FailureCounts,
+    /// The metric query client.
+    pub prometheus: PrometheusClient,
 }
 
 impl Context {
@@ -31,9 +34,10 @@ impl Context {
         Arc::new(Self {
             recorder: Recorder::new(client.clone(), reporter),
             client,
-            config,
+            config: config.clone(),
             metrics,
             failures: FailureCounts::default(),
+            prometheus: PrometheusClient::new(config.query_timeout()),
         })
     }
 }

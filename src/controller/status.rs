@@ -42,7 +42,9 @@ pub async fn publish<K: Resource<DynamicType = ()>>(ctx: &Context, obj: &K, t: &
         type_: if t.warning { EventType::Warning } else { EventType::Normal },
         reason: t.reason.clone(),
         note: Some(t.message.chars().take(1000).collect()),
-        action: "Reconcile".into(),
+        // kube's recorder folds Events with the same reason and action into one series that keeps the
+        // first note; the note as the action keeps distinct transitions (step 2, step 3) apart.
+        action: t.message.chars().take(128).collect(),
         secondary: None,
     };
     if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {

@@ -1,5 +1,6 @@
 //! The ModelDeployment controller: owns the generated Deployments and Services.
 
+pub mod apply;
 pub mod reconcile;
 
 use std::sync::Arc;

@@ -1,0 +1,121 @@
+//! The Deployment of one revision.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{EnvVar, PodTemplateSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::ResourceExt;
+
+use crate::api::ModelDeployment;
+use crate::names::{annotations, labels};
+use crate::rollout::revision::deployment_name;
+
+/// What a revision serves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Revision {
+    /// The revision hash.
+    pub hash: String,
+    /// The model version.
+    pub version: String,
+    /// The model URI.
+    pub uri: String,
+    /// The pod template (from the spec for the spec's revision, from the cluster for older ones).
+    pub template: PodTemplateSpec,
+}
+
+/// The pod labels that select a revision's pods.
+pub fn selector(md: &ModelDeployment, hash: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([(labels::DEPLOYMENT.to_string(), md.name_any()), (labels::REVISION.to_string(), hash.to_string())])
+}
+
+/// The Deployment of `rev` with `replicas` pods, labelled with its `variant` (stable, candidate, ...).
+/// The variant is on the Deployment only, not on its pods: promotion relabels no pod.
+pub fn build(md: &ModelDeployment, rev: &Revision, replicas: i32, variant: &str) -> Deployment {
+    let pod_labels = selector(md, &rev.hash);
+    let mut template = rev.template.clone();
+    let tmeta = template.metadata.get_or_insert_with(Default::default);
+    tmeta.labels.get_or_insert_with(BTreeMap::new).extend(pod_labels.clone());
+    if let Some(spec) = template.spec.as_mut() {
+        for c in &mut spec.containers {
+            let env = c.env.get_or_insert_with(Vec::new);
+            for (name, value) in
+                [("MODEL_NAME", md.name_any()), ("MODEL_VERSION", rev.version.clone()), ("MODEL_URI", rev.uri.clone())]
+            {
+                env.retain(|e| e.name != name);
+                env.push(EnvVar { name: name.to_string(), value: Some(value), value_from: None });
+            }
+        }
+    }
+    let mut extra = pod_labels.clone();
+    extra.insert(labels::VARIANT.to_string(), variant.to_string());
+    let mut meta = super::meta(md, &deployment_name(&md.name_any(), &rev.hash), extra);
+    meta.annotations = Some(BTreeMap::from([(annotations::MODEL_VERSION.to_string(), rev.version.clone())]));
+    Deployment {
+        metadata: meta,
+        spec: Some(DeploymentSpec {
+            replicas: Some(replicas),
+            selector: LabelSelector { match_labels: Some(pod_labels), match_expressions: None },
+            template,
+            ..DeploymentSpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// Reads back what an existing revision serves (for revisions no longer in the spec).
+pub fn revision_of(d: &Deployment) -> Option<Revision> {
+    let hash = d.labels().get(labels::REVISION)?.clone();
+    let version = d.annotations().get(annotations::MODEL_VERSION)?.clone();
+    let template = d.spec.as_ref()?.template.clone();
+    let uri = template
+        .spec
+        .as_ref()
+        .and_then(|s| s.containers.first())
+        .and_then(|c| c.env.as_ref())
+        .and_then(|env| env.iter().find(|e| e.name == "MODEL_URI"))
+        .and_then(|e| e.value.clone())
+        .unwrap_or_default();
+    Some(Revision { hash, version, uri, template })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures;
+
+    fn rev() -> Revision {
+        Revision {
+            hash: "abc1234567".into(),
+            version: "1.0.0".into(),
+            uri: "s3://m/1".into(),
+            template: fixtures::pod_template().decode().unwrap(),
+        }
+    }
+
+    #[test]
+    fn labels_env_owner_and_round_trip() {
+        let mut md = fixtures::model_deployment("fraud");
+        md.metadata.uid = Some("uid-1".into());
+        let d = build(&md, &rev(), 3, "stable");
+        assert_eq!(d.metadata.name.as_deref(), Some("fraud-abc1234567"));
+        assert_eq!(d.labels()[labels::VARIANT], "stable");
+        assert_eq!(d.labels()[labels::REVISION], "abc1234567");
+        assert_eq!(d.metadata.owner_references.as_ref().unwrap()[0].uid, "uid-1");
+        let spec = d.spec.as_ref().unwrap();
+        assert_eq!(spec.replicas, Some(3));
+        let pod_labels = spec.template.metadata.as_ref().unwrap().labels.as_ref().unwrap();
+        assert!(!pod_labels.contains_key(labels::VARIANT), "pods carry no variant label");
+        assert_eq!(spec.selector.match_labels.as_ref().unwrap(), &selector(&md, "abc1234567"));
+        let env = spec.template.spec.as_ref().unwrap().containers[0].env.as_ref().unwrap();
+        let get = |n: &str| env.iter().find(|e| e.name == n).and_then(|e| e.value.clone()).unwrap();
+        assert_eq!(
+            (get("MODEL_NAME"), get("MODEL_VERSION"), get("MODEL_URI")),
+            ("fraud".into(), "1.0.0".into(), "s3://m/1".into())
+        );
+        // Rebuilding from the object gives the same Deployment (env not duplicated).
+        let back = revision_of(&d).unwrap();
+        assert_eq!((back.hash.as_str(), back.version.as_str(), back.uri.as_str()), ("abc1234567", "1.0.0", "s3://m/1"));
+        assert_eq!(build(&md, &back, 3, "stable"), d);
+    }
+}
