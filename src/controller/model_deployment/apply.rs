@@ -94,10 +94,8 @@ pub async fn apply(
     };
 
     let mut wanted: Vec<(String, i32, &str)> = vec![(stable_hash.clone(), stable_n, "stable")];
-    if let Some(c) = &candidate_hash {
-        if *c != stable_hash {
-            wanted.push((c.clone(), candidate_n, "candidate"));
-        }
+    if let Some(c) = candidate_hash.as_ref().filter(|c| **c != stable_hash) {
+        wanted.push((c.clone(), candidate_n, "candidate"));
     }
     for h in d.status.history.iter().filter_map(|h| h.hash.clone()) {
         if !wanted.iter().any(|(w, _, _)| *w == h) && observed.deployments.contains_key(&h) {
