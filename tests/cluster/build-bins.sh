@@ -17,7 +17,8 @@ export GOWORK=off
 
 log() { printf '[build-bins] %s\n' "$*" >&2; }
 
-command -v go >/dev/null || { log "go not found in PATH"; exit 1; }
+if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then PATH=$PATH:/usr/local/go/bin; fi
+command -v go >/dev/null || { log "go not found in PATH (nor /usr/local/go/bin)"; exit 1; }
 PIN_FILES=(
   "$HERE/build-bins.sh"
   "$HERE/tools/go.mod" "$HERE/tools/go.sum"
@@ -48,8 +49,13 @@ if done_already; then
 fi
 
 STAGE=$ROOT/.stage-$KEY-$$
-cleanup() { rm -rf "$STAGE"; }
+cleanup() {
+  local rc=$?
+  rm -rf "$STAGE"
+  [[ $rc == 0 ]] || log "FAILED (exit $rc); nothing was published to $DEST"
+}
 trap cleanup EXIT
+trap 'log "command failed at line $LINENO: $BASH_COMMAND"' ERR
 mkdir -p "$STAGE/bin" "$STAGE/crds"
 
 # Time and peak RSS of each step when GNU time is installed (Debian package "time").
@@ -114,9 +120,9 @@ log "CRDs: $n_gw Gateway API, $n_is Istio networking"
   echo "key=$KEY"
   go version
   "$STAGE/bin/kube-apiserver" --version
-  "$STAGE/bin/kubectl" version --client 2>/dev/null | head -1
-  "$STAGE/bin/etcd" --version | head -1
-  "$STAGE/bin/kwok" --version 2>/dev/null | head -1
+  "$STAGE/bin/kubectl" version --client 2>/dev/null | sed -n 1p # not head: SIGPIPE + pipefail would fail the build
+  "$STAGE/bin/etcd" --version | sed -n 1p # not head: SIGPIPE + pipefail would fail the build
+  "$STAGE/bin/kwok" --version 2>/dev/null | sed -n 1p # not head: SIGPIPE + pipefail would fail the build
   echo "gateway-api $(cd "$HERE/tools-crds" && go list -m -f '{{.Version}}' sigs.k8s.io/gateway-api)"
   echo "istio.io/api $(cd "$HERE/tools-crds" && go list -m -f '{{.Version}}' istio.io/api)"
 } >"$STAGE/versions.txt"

@@ -129,8 +129,9 @@ log "prometheus ready at $PROMETHEUS_URL"
 
 STEP="waiting for the exporter target to be up"
 target_up() {
-  curl -sf "$PROMETHEUS_URL/api/v1/query" --data-urlencode 'query=up{job="test-exporter"} == 1' |
-    grep -q '"result":\[{'
+  local out
+  out=$(curl -sf "$PROMETHEUS_URL/api/v1/query" --data-urlencode 'query=up{job="test-exporter"} == 1')
+  [[ $out == *'"result":[{'* ]]
 }
 wait_until "$TIMEOUT" target_up
 

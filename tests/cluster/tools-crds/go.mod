@@ -1,3 +1,6 @@
+// Download-only pins: build-bins.sh takes the Gateway API (config/crd/standard/) and Istio
+// (kubernetes/customresourcedefinitions.gen.yaml) CRD YAML from these modules. Nothing imports
+// them, so do not run `go mod tidy` here (it would drop both requirements).
 module champion.test/cluster-tools-crds
 
 go 1.26.0
