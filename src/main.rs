@@ -14,6 +14,9 @@ use champion::controller::{self, Context};
 use champion::metrics::Metrics;
 use champion::server::{self, ServerState};
 
+/// How long reconciles in flight may run after SIGTERM.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Champion: carries ML models from a trained artifact into production and keeps them improving.
 #[derive(Parser)]
 #[command(name = "champion", version)]
@@ -64,7 +67,12 @@ fn main() -> ExitCode {
             champion::telemetry::init(json_logs);
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build();
             let result = match runtime {
-                Ok(rt) => rt.block_on(run(config, listen)),
+                Ok(rt) => {
+                    let result = rt.block_on(run(config, listen));
+                    // Tasks still parked (watches cut short by the shutdown) must not keep the process.
+                    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+                    result
+                }
                 Err(e) => Err(format!("cannot start the async runtime: {e}")),
             };
             match result {
@@ -131,7 +139,17 @@ async fn run(config_path: Option<PathBuf>, listen: SocketAddr) -> Result<(), Str
     let namespaces = config.namespaces.clone();
     let ctx = Context::new(client, Arc::new(config), metrics);
     ready.store(true, Ordering::SeqCst);
-    controller::run(ctx, namespaces, stopped()).await;
+    // After the signal, reconciles in flight get a grace period; a controller whose watch had not yet
+    // filled its cache at that moment may never notice the end of its input (kube-runtime holds such a
+    // runner until the store is ready), so the process does not wait for it past the grace period.
+    let grace = async {
+        stopped().await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        _ = controller::run(ctx, namespaces, stopped()) => {}
+        _ = grace => tracing::warn!("controllers still busy {SHUTDOWN_GRACE:?} after the signal; exiting anyway"),
+    }
     ready.store(false, Ordering::SeqCst);
     match server.await {
         Ok(Ok(())) => {}

@@ -55,6 +55,10 @@ async fn expect_status_apply(handle: &mut MockHandle, plural: &str, name: &str, 
     assert_eq!(content_type.as_deref(), Some("application/apply-patch+yaml"));
     assert_eq!(body["apiVersion"], "champion.ml/v1alpha1");
     assert!(body.get("spec").is_none(), "a status patch must not carry the spec");
+    assert_eq!(
+        body["metadata"]["resourceVersion"], obj["metadata"]["resourceVersion"],
+        "the status write is conditional on the version it was decided from"
+    );
     let mut answer = obj.clone();
     answer["status"] = body["status"].clone();
     respond(send, StatusCode::OK, &answer);
@@ -96,6 +100,7 @@ async fn model_deployment_invalid_spec_writes_status_once() {
     md.spec.strategy.as_mut().unwrap().canary.as_mut().unwrap().analysis.as_mut().unwrap().metrics[0]
         .prometheus
         .provider = Some("thanos".into());
+    md.metadata.resource_version = Some("42".into());
     let obj = serde_json::to_value(&md).unwrap();
 
     let (ctx, mut handle) = context();

@@ -8,3 +8,4 @@ mod harness;
 
 mod examples;
 mod install;
+mod rollout;

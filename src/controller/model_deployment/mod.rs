@@ -8,10 +8,13 @@ use std::sync::Arc;
 use futures::future::Shared;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
+use kube::api::{Api, DynamicObject};
+use kube::core::ApiResource;
 use kube::runtime::{Controller, controller, watcher};
 
 use super::{Context, drain, error_policy, instrumented, scoped_api};
 use crate::api::ModelDeployment;
+use crate::traffic;
 
 /// The kind's name in metrics and logs.
 pub const KIND: &str = "ModelDeployment";
@@ -22,24 +25,38 @@ where
     F: std::future::Future<Output = ()> + Send + Unpin + 'static,
 {
     let client = &ctx.client;
-    let stream = Controller::new(
+    let owned = || watcher::Config::default().labels(crate::names::labels::DEPLOYMENT);
+    let mut controller = Controller::new(
         scoped_api::<ModelDeployment>(client, ns.as_deref()),
         watcher::Config::default().any_semantic(),
     )
-    .owns(
-        scoped_api::<Deployment>(client, ns.as_deref()),
-        watcher::Config::default().labels(crate::names::labels::DEPLOYMENT),
-    )
-    .owns(
-        scoped_api::<Service>(client, ns.as_deref()),
-        watcher::Config::default().labels(crate::names::labels::DEPLOYMENT),
-    )
-    .with_config(controller::Config::default().concurrency(8))
-    .graceful_shutdown_on(shutdown)
-    .run(
-        |obj, ctx| instrumented(KIND, obj, ctx, reconcile::reconcile),
-        |obj, _err, ctx| error_policy(KIND, obj.as_ref(), &ctx),
-        ctx.clone(),
-    );
+    .owns(scoped_api::<Deployment>(client, ns.as_deref()), owned())
+    .owns(scoped_api::<Service>(client, ns.as_deref()), owned());
+    // Routing objects are watched where their API is served, so a hand edit is put back at once.
+    for resource in traffic::all().into_iter().filter_map(|r| r.resource()) {
+        if served(client, &resource).await {
+            let api: Api<DynamicObject> = match ns.as_deref() {
+                Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+                None => Api::all_with(client.clone(), &resource),
+            };
+            controller = controller.owns_with(api, resource, owned());
+        } else {
+            tracing::info!(kind = %resource.kind, "API not served; generated objects of this kind are not watched");
+        }
+    }
+    let stream =
+        controller.with_config(controller::Config::default().concurrency(8)).graceful_shutdown_on(shutdown).run(
+            |obj, ctx| instrumented(KIND, obj, ctx, reconcile::reconcile),
+            |obj, _err, ctx| error_policy(KIND, obj.as_ref(), &ctx),
+            ctx.clone(),
+        );
     drain(KIND, stream).await;
+}
+
+/// Whether the cluster serves `resource` (its CRD is installed).
+async fn served(client: &kube::Client, resource: &ApiResource) -> bool {
+    match client.list_api_group_resources(&resource.api_version).await {
+        Ok(list) => list.resources.iter().any(|r| r.name == resource.plural),
+        Err(_) => false,
+    }
 }
