@@ -368,7 +368,11 @@ pub fn decide(input: &Input) -> Decision {
             let v = target.version.clone();
             m.s.message =
                 Some(format!("version {v} was rolled back; `kubectl champion retry` or a new version starts again"));
-            m.degraded = Some(("RolledBack".into(), format!("version {v} was rolled back")));
+            // Keep saying why it was rolled back.
+            let why = crate::conditions::find(&input.status.conditions, cond::DEGRADED)
+                .filter(|c| c.status == "True")
+                .map(|c| (c.reason.clone(), c.message.clone()));
+            m.degraded = Some(why.unwrap_or_else(|| ("RolledBack".into(), format!("version {v} was rolled back"))));
             return finish(m);
         }
     }
@@ -416,12 +420,18 @@ pub fn decide(input: &Input) -> Decision {
         m.s.analysis
             .iter()
             .flat_map(|a| a.metrics.iter())
+            .chain(input.gate.unwrap_or_default())
             .filter(|r| r.verdict == Verdict::Error)
             .map(|r| format!("{}: {}", r.name, r.message.clone().unwrap_or_default()))
             .collect();
     let analysis_blocked = !errors.is_empty();
     if analysis_blocked {
         let message = format!("metrics cannot be measured, the rollout holds: {}", errors.join("; "));
+        let was_blocked = crate::conditions::find(&input.status.conditions, cond::DEGRADED)
+            .is_some_and(|c| c.status == "True" && c.reason == "MetricUnavailable");
+        if !was_blocked {
+            m.event(true, "MetricUnavailable", message.clone());
+        }
         m.degraded = Some(("MetricUnavailable".into(), message.clone()));
         m.s.message = Some(message);
     }

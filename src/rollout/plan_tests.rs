@@ -209,8 +209,14 @@ fn no_data_is_inconclusive_and_provider_errors_hold() {
     assert_eq!(sim.step(), Some(1), "inconclusive counts nothing and blocks nothing");
     let mut err = result("error-rate", Verdict::Error, None);
     err.message = Some("prometheus unreachable".into());
-    sim.at(61).decide_with(Some(vec![err]), None, None);
+    sim.at(61).decide_with(Some(vec![err.clone()]), None, None);
     assert_eq!(sim.condition("Degraded").reason, "MetricUnavailable");
+    assert_eq!(sim.reasons(), ["MetricUnavailable"], "a Warning Event when metrics become unavailable");
+    // The Degraded condition is what the reconciler writes; with it in place, no second Event.
+    sim.status.conditions =
+        crate::conditions::merge(&[], &sim.last.as_ref().unwrap().conditions, Some(1), &Time(ts(61)));
+    sim.at(63).decide_with(Some(vec![err]), None, None);
+    assert!(sim.reasons().is_empty(), "{:?}", sim.reasons());
     assert!(sim.condition("Degraded").message.contains("prometheus unreachable"));
     // Held: the pause of 1m ended at 60, but the step does not advance while metrics error.
     assert_eq!(sim.step(), Some(1));
@@ -281,6 +287,11 @@ fn progress_deadline_rolls_back_a_candidate_that_never_gets_ready() {
     sim.at(120).tick();
     assert_eq!(sim.phase(), DeploymentPhase::RolledBack);
     assert!(sim.status.message.as_ref().unwrap().contains("no progress for 120s at step 1"));
+    // Later decisions keep saying why.
+    sim.status.conditions =
+        crate::conditions::merge(&[], &sim.last.as_ref().unwrap().conditions, Some(1), &Time(ts(120)));
+    sim.at(200).tick();
+    assert_eq!(sim.condition("Degraded").reason, "ProgressDeadlineExceeded");
 }
 
 #[test]

@@ -261,12 +261,19 @@ impl TestEnv {
     /// Starts the operator with the default config plus `extra_config_yaml` (top-level YAML lines such as
     /// `mlflow: {trackingUri: "http://127.0.0.1:9"}`), and waits until `/readyz` answers 200.
     pub async fn start_operator_with(&mut self, extra_config_yaml: &str) {
+        let url = self.cluster.prometheus_url.clone();
+        self.start_operator_with_prometheus(&url, extra_config_yaml).await;
+    }
+
+    /// Like [`TestEnv::start_operator_with`], with `prometheus_url` as the `default` provider (for tests
+    /// of an unreachable Prometheus).
+    pub async fn start_operator_with_prometheus(&mut self, prometheus_url: &str, extra_config_yaml: &str) {
         assert!(self.operator.is_none(), "start_operator: the operator is already running; stop it first");
         self.starts += 1;
         let config_path = self.work_dir.join(format!("operator-{}.yaml", self.starts));
         let config = format!(
             "# written by the e2e harness\nprometheus:\n  default: {:?}\nnamespaces: [{:?}]\n{}\n",
-            self.cluster.prometheus_url, self.ns, extra_config_yaml
+            prometheus_url, self.ns, extra_config_yaml
         );
         fs::write(&config_path, config).unwrap_or_else(|e| panic!("cannot write {}: {e}", config_path.display()));
         let port = free_port();

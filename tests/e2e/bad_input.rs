@@ -1,0 +1,138 @@
+//! Bad input the operator can only see at run time: metric queries that do not return one number, an
+//! unreachable Prometheus, and a pod template that can never become Ready. Each gets a condition and an
+//! Event that say what is wrong, and the stable version keeps its traffic.
+
+use std::time::Duration;
+
+use champion::api::{DeploymentPhase, ModelDeployment};
+
+use crate::harness::{TestEnv, output_text};
+
+const T: Duration = Duration::from_secs(60);
+
+/// A ModelDeployment (replicas router) whose one background metric runs `query`.
+fn md_yaml(name: &str, version: &str, query: &str, deadline: &str, node_selector: &str) -> String {
+    format!(
+        r#"apiVersion: champion.ml/v1alpha1
+kind: ModelDeployment
+metadata: {{name: {name}}}
+spec:
+  model: {{version: "{version}", uri: "s3://models/{name}/{version}"}}
+  replicas: 2
+  template:
+    spec:
+      {node_selector}
+      containers: [{{name: server, image: "example.invalid/server:1"}}]
+  strategy:
+    progressDeadline: {deadline}
+    canary:
+      steps: [{{setWeight: 50}}, {{pause: {{duration: 1s}}}}]
+      analysis:
+        interval: 2s
+        metrics:
+        - name: quality
+          prometheus: {{query: '{query}'}}
+          thresholdRange: {{max: 1}}
+"#
+    )
+}
+
+fn status(md: &ModelDeployment) -> champion::api::ModelDeploymentStatus {
+    md.status.clone().unwrap_or_default()
+}
+
+fn degraded(md: &ModelDeployment) -> Option<(String, String, String)> {
+    status(md).conditions.into_iter().find(|c| c.type_ == "Degraded").map(|c| (c.status, c.reason, c.message))
+}
+
+fn ship(env: &TestEnv, name: &str, version: &str) {
+    let patch = format!(r#"{{"spec":{{"model":{{"version":"{version}","uri":"s3://models/{name}/{version}"}}}}}}"#);
+    let out = env.kubectl(&["patch", "modeldeployment", name, "--type=merge", "-p", &patch]);
+    assert!(out.status.success(), "patch version: {}", output_text(&out));
+}
+
+async fn healthy(env: &TestEnv, name: &str) {
+    env.wait_for::<ModelDeployment, _>(name, "Healthy", T, |md| status(md).phase == Some(DeploymentPhase::Healthy))
+        .await;
+}
+
+/// Ships 1.1.0 and waits until the rollout holds with `Degraded=True MetricUnavailable` whose message
+/// contains `says`; the candidate's weight stays at the step's and nothing is promoted.
+async fn holds_with(env: &TestEnv, name: &str, says: &str) {
+    ship(env, name, "1.1.0");
+    let says = says.to_string();
+    let md = env
+        .wait_for::<ModelDeployment, _>(
+            name,
+            &format!("Degraded MetricUnavailable mentioning {says:?}"),
+            T,
+            move |md| {
+                degraded(md).is_some_and(|(s, r, m)| s == "True" && r == "MetricUnavailable" && m.contains(&says))
+            },
+        )
+        .await;
+    let s = status(&md);
+    assert_eq!(s.stable.map(|r| r.version).as_deref(), Some("1.0.0"), "nothing promoted");
+    assert!(matches!(s.phase, Some(DeploymentPhase::Progressing | DeploymentPhase::Paused)), "{:?}", s.phase);
+    assert!(s.weights.is_some_and(|w| w.stable >= 50), "stable keeps its share");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_query_returning_a_string_holds_the_rollout() {
+    let mut env = TestEnv::new("badstring").await;
+    env.start_operator().await;
+    env.apply_yaml(&md_yaml("m", "1.0.0", r#""not a number""#, "10m", "")).expect("apply");
+    healthy(&env, "m").await;
+    holds_with(&env, "m", "single number").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_query_returning_many_series_holds_the_rollout() {
+    let mut env = TestEnv::new("badseries").await;
+    let ns = env.ns.clone();
+    for variant in ["a", "b", "c"] {
+        env.set_metric("champion_e2e_many", &[("namespace", &ns), ("shard", variant)], 0.1).await;
+    }
+    env.start_operator().await;
+    env.apply_yaml(&md_yaml("m", "1.0.0", r#"champion_e2e_many{namespace="{{namespace}}"}"#, "10m", ""))
+        .expect("apply");
+    healthy(&env, "m").await;
+    holds_with(&env, "m", "3 series").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_prometheus_holds_the_rollout() {
+    let mut env = TestEnv::new("unreach").await;
+    env.start_operator_with_prometheus("http://127.0.0.1:9", "").await;
+    env.apply_yaml(&md_yaml("m", "1.0.0", "up", "10m", "")).expect("apply");
+    healthy(&env, "m").await;
+    holds_with(&env, "m", "quality").await;
+    assert!(
+        env.events().iter().any(|(reason, type_, _, _)| reason == "MetricUnavailable" && type_ == "Warning"),
+        "a Warning Event says what is wrong"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_template_that_never_gets_ready_rolls_back_at_the_deadline() {
+    let mut env = TestEnv::new("notready").await;
+    env.start_operator().await;
+    env.apply_yaml(&md_yaml("m", "1.0.0", "vector(0)", "8s", "")).expect("apply");
+    healthy(&env, "m").await;
+    // The new template asks for a node that does not exist: its pods stay Pending.
+    env.apply_yaml(&md_yaml("m", "1.1.0", "vector(0)", "8s", "nodeSelector: {champion.ml/e2e: nowhere}"))
+        .expect("apply the unschedulable version");
+    let md = env
+        .wait_for::<ModelDeployment, _>("m", "rolled back at the progress deadline", T, |md| {
+            status(md).phase == Some(DeploymentPhase::RolledBack)
+        })
+        .await;
+    let (s, reason, message) = degraded(&md).expect("Degraded condition");
+    assert_eq!((s.as_str(), reason.as_str()), ("True", "ProgressDeadlineExceeded"));
+    assert!(message.contains("pods"), "{message}");
+    assert_eq!(status(&md).stable.map(|r| r.version).as_deref(), Some("1.0.0"));
+    assert_eq!(status(&md).weights.map(|w| w.stable), Some(100));
+    assert!(
+        env.events().iter().any(|(reason, type_, _, _)| reason == "ProgressDeadlineExceeded" && type_ == "Warning")
+    );
+}
