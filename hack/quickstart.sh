@@ -86,7 +86,8 @@ CHAMPION=$TARGET/debug/champion
 [[ -x $CHAMPION && -x $TARGET/debug/kubectl-champion ]] || { echo "no binaries in $TARGET/debug" >&2; exit 1; }
 
 log "starting the cluster"
-tests/cluster/up.sh "$DIR"
+# No CRDs from up.sh: the CRDs come with `kubectl apply -k config/`, as in a real install.
+REPO_CRDS_DIR="" tests/cluster/up.sh "$DIR"
 log "starting Prometheus"
 tests/cluster/prometheus.sh start "$DIR"
 # shellcheck disable=SC1091
@@ -109,7 +110,7 @@ EOF
 PORT=$(freeport)
 : >"$DIR/champion.pids"
 start_bg "$DIR/champion.pids" "$DIR/champion.log" champion \
-  env KUBECONFIG="$DIR/champion.kubeconfig" RUST_LOG="${RUST_LOG:-info,champion=debug}" \
+  env KUBECONFIG="$DIR/champion.kubeconfig" RUST_LOG="${RUST_LOG:-info,champion=debug}" NO_COLOR=1 \
   "$CHAMPION" run --config "$DIR/champion.yaml" --listen "127.0.0.1:$PORT"
 for ((i = 0; ; i++)); do
   curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && break
@@ -144,12 +145,17 @@ Champion is running on a local cluster (kwok fake nodes: pods are marked Running
 
 Try next:
 
+  # the cluster's admin kubeconfig; the cluster's own kubectl, and kubectl-champion as a kubectl plugin
   export KUBECONFIG=$KUBECONFIG
-  export PATH=$CLUSTER_BIN:$TARGET/debug:\$PATH    # the cluster's kubectl, and kubectl-champion as a plugin
+  export PATH=$CLUSTER_BIN:$TARGET/debug:\$PATH
+
+  # the ModelDeployment's columns as they change (Ctrl-C to stop watching)
   kubectl get md -n $DEMO_NS -w
+  # a readable view: phase, versions, traffic, steps, conditions
   kubectl champion status $NAME -n $DEMO_NS
-  kubectl get champion -A                          # every Champion object
-  kubectl apply -n $DEMO_NS -f examples/            # the other examples
+  # every Champion object; then the other examples
+  kubectl get champion -A
+  kubectl apply -n $DEMO_NS -f examples/
 
 Stop everything:
 

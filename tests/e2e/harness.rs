@@ -293,6 +293,7 @@ impl TestEnv {
             .arg(format!("127.0.0.1:{port}"))
             .env("KUBECONFIG", &self.cluster.sa_kubeconfig)
             .env("RUST_LOG", "info,champion=debug")
+            .env("NO_COLOR", "1")
             .env_remove("CHAMPION_CONFIG")
             .env_remove("CHAMPION_LISTEN")
             .stdin(Stdio::null())
