@@ -2,53 +2,15 @@
 //! unreachable Prometheus, and a pod template that can never become Ready. Each gets a condition and an
 //! Event that say what is wrong, and the stable version keeps its traffic.
 
-use std::time::Duration;
-
 use champion::api::{DeploymentPhase, ModelDeployment};
 
-use crate::harness::{TestEnv, output_text};
+use crate::harness::TestEnv;
+use crate::md::{MdYaml, T, degraded, ship, status};
 
-const T: Duration = Duration::from_secs(60);
-
-/// A ModelDeployment (replicas router) whose one background metric runs `query`.
-fn md_yaml(name: &str, version: &str, query: &str, deadline: &str, node_selector: &str) -> String {
-    format!(
-        r#"apiVersion: champion.ml/v1alpha1
-kind: ModelDeployment
-metadata: {{name: {name}}}
-spec:
-  model: {{version: "{version}", uri: "s3://models/{name}/{version}"}}
-  replicas: 2
-  template:
-    spec:
-      {node_selector}
-      containers: [{{name: server, image: "example.invalid/server:1"}}]
-  strategy:
-    progressDeadline: {deadline}
-    canary:
-      steps: [{{setWeight: 50}}, {{pause: {{duration: 1s}}}}]
-      analysis:
-        interval: 2s
-        metrics:
-        - name: quality
-          prometheus: {{query: '{query}'}}
-          thresholdRange: {{max: 1}}
-"#
-    )
-}
-
-fn status(md: &ModelDeployment) -> champion::api::ModelDeploymentStatus {
-    md.status.clone().unwrap_or_default()
-}
-
-fn degraded(md: &ModelDeployment) -> Option<(String, String, String)> {
-    status(md).conditions.into_iter().find(|c| c.type_ == "Degraded").map(|c| (c.status, c.reason, c.message))
-}
-
-fn ship(env: &TestEnv, name: &str, version: &str) {
-    let patch = format!(r#"{{"spec":{{"model":{{"version":"{version}","uri":"s3://models/{name}/{version}"}}}}}}"#);
-    let out = env.kubectl(&["patch", "modeldeployment", name, "--type=merge", "-p", &patch]);
-    assert!(out.status.success(), "patch version: {}", output_text(&out));
+/// A ModelDeployment whose one background metric runs `query`, with steps setWeight 50 and a 1 s pause.
+fn md_yaml(version: &'static str, query: &'static str, deadline: &'static str, pod_spec_extra: &'static str) -> String {
+    let steps = "[{setWeight: 50}, {pause: {duration: 1s}}]";
+    MdYaml { steps, query, deadline, pod_spec_extra, ..MdYaml::new("m", version) }.render()
 }
 
 async fn healthy(env: &TestEnv, name: &str) {
@@ -81,7 +43,7 @@ async fn holds_with(env: &TestEnv, name: &str, says: &str) {
 async fn a_query_returning_a_string_holds_the_rollout() {
     let mut env = TestEnv::new("badstring").await;
     env.start_operator().await;
-    env.apply_yaml(&md_yaml("m", "1.0.0", r#""not a number""#, "10m", "")).expect("apply");
+    env.apply_yaml(&md_yaml("1.0.0", r#""not a number""#, "10m", "")).expect("apply");
     healthy(&env, "m").await;
     holds_with(&env, "m", "single number").await;
 }
@@ -94,8 +56,7 @@ async fn a_query_returning_many_series_holds_the_rollout() {
         env.set_metric("champion_e2e_many", &[("namespace", &ns), ("shard", variant)], 0.1).await;
     }
     env.start_operator().await;
-    env.apply_yaml(&md_yaml("m", "1.0.0", r#"champion_e2e_many{namespace="{{namespace}}"}"#, "10m", ""))
-        .expect("apply");
+    env.apply_yaml(&md_yaml("1.0.0", r#"champion_e2e_many{namespace="{{namespace}}"}"#, "10m", "")).expect("apply");
     healthy(&env, "m").await;
     holds_with(&env, "m", "3 series").await;
 }
@@ -104,9 +65,9 @@ async fn a_query_returning_many_series_holds_the_rollout() {
 async fn an_unreachable_prometheus_holds_the_rollout() {
     let mut env = TestEnv::new("unreach").await;
     env.start_operator_with_prometheus("http://127.0.0.1:9", "").await;
-    env.apply_yaml(&md_yaml("m", "1.0.0", "up", "10m", "")).expect("apply");
+    env.apply_yaml(&md_yaml("1.0.0", "up", "10m", "")).expect("apply");
     healthy(&env, "m").await;
-    holds_with(&env, "m", "quality").await;
+    holds_with(&env, "m", "cannot connect to Prometheus").await;
     assert!(
         env.events().iter().any(|(reason, type_, _, _)| reason == "MetricUnavailable" && type_ == "Warning"),
         "a Warning Event says what is wrong"
@@ -117,10 +78,10 @@ async fn an_unreachable_prometheus_holds_the_rollout() {
 async fn a_template_that_never_gets_ready_rolls_back_at_the_deadline() {
     let mut env = TestEnv::new("notready").await;
     env.start_operator().await;
-    env.apply_yaml(&md_yaml("m", "1.0.0", "vector(0)", "8s", "")).expect("apply");
+    env.apply_yaml(&md_yaml("1.0.0", "vector(0)", "8s", "")).expect("apply");
     healthy(&env, "m").await;
     // The new template asks for a node that does not exist: its pods stay Pending.
-    env.apply_yaml(&md_yaml("m", "1.1.0", "vector(0)", "8s", "nodeSelector: {champion.ml/e2e: nowhere}"))
+    env.apply_yaml(&md_yaml("1.1.0", "vector(0)", "8s", "nodeSelector: {champion.ml/e2e: nowhere}"))
         .expect("apply the unschedulable version");
     let md = env
         .wait_for::<ModelDeployment, _>("m", "rolled back at the progress deadline", T, |md| {

@@ -9,4 +9,5 @@ mod harness;
 mod bad_input;
 mod examples;
 mod install;
+mod md;
 mod rollout;

@@ -3,7 +3,7 @@
 //! waiting point), rollback on a failing metric, pause and promote, abort, a new version mid-rollout,
 //! an operator restart mid-rollout, hand edits put back, fast rollback, and an unreachable Prometheus.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use champion::api::{DeploymentPhase, ModelDeployment};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -13,72 +13,10 @@ use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::Value;
 
 use crate::harness::{TestEnv, eventually, output_text, repo_root};
-
-const T: Duration = Duration::from_secs(60);
-
-/// A ModelDeployment with the replicas router (unless `traffic` says otherwise), `replicas` pods, the
-/// given steps, and a background error-rate metric read from the test exporter every 2 s.
-fn md_yaml(name: &str, version: &str, replicas: i32, traffic: &str, steps: &str, failure_limit: i32) -> String {
-    format!(
-        r#"apiVersion: champion.ml/v1alpha1
-kind: ModelDeployment
-metadata: {{name: {name}}}
-spec:
-  model: {{version: "{version}", uri: "s3://models/{name}/{version}"}}
-  replicas: {replicas}
-  template:
-    spec:
-      containers: [{{name: server, image: "example.invalid/server:1"}}]
-{traffic}
-  strategy:
-    progressDeadline: 10m
-    canary:
-      steps: {steps}
-      analysis:
-        interval: 2s
-        failureLimit: {failure_limit}
-        metrics:
-        - name: error-rate
-          prometheus: {{query: 'champion_e2e_error_rate{{namespace="{{{{namespace}}}}",variant="{{{{variant}}}}"}}'}}
-          thresholdRange: {{max: 0.01}}
-"#
-    )
-}
-
-fn status(md: &ModelDeployment) -> champion::api::ModelDeploymentStatus {
-    md.status.clone().unwrap_or_default()
-}
-
-fn phase(md: &ModelDeployment) -> Option<DeploymentPhase> {
-    status(md).phase
-}
-
-fn stable_version(md: &ModelDeployment) -> Option<String> {
-    status(md).stable.map(|s| s.version)
-}
+use crate::md::{MdYaml, T, phase, plugin, ship, stable_version, status, wait_healthy};
 
 fn candidate_weight(md: &ModelDeployment) -> Option<i32> {
     status(md).weights.map(|w| w.candidate)
-}
-
-/// Changes the model version (and URI) the way a user's `kubectl apply` would.
-fn ship(env: &TestEnv, name: &str, version: &str) {
-    let patch = format!(r#"{{"spec":{{"model":{{"version":"{version}","uri":"s3://models/{name}/{version}"}}}}}}"#);
-    let out = env.kubectl(&["patch", "modeldeployment", name, "--type=merge", "-p", &patch]);
-    assert!(out.status.success(), "patch version: {}", output_text(&out));
-}
-
-fn plugin(env: &TestEnv, args: &[&str]) {
-    let out = env.plugin(args);
-    assert!(out.status.success(), "kubectl champion {args:?}: {}", output_text(&out));
-}
-
-async fn wait_healthy(env: &TestEnv, name: &str, version: &str) -> ModelDeployment {
-    let v = version.to_string();
-    env.wait_for::<ModelDeployment, _>(name, &format!("{name} Healthy on {version}"), T, move |md| {
-        phase(md) == Some(DeploymentPhase::Healthy) && stable_version(md).as_deref() == Some(v.as_str())
-    })
-    .await
 }
 
 async fn wait_step(env: &TestEnv, name: &str, step: i32, what: &str) -> ModelDeployment {
@@ -171,61 +109,86 @@ async fn wait_route(
     .await;
 }
 
+/// How one router's example is walked: the file, its ModelDeployment, the version it ships and the one a
+/// test moves to, the routing object, and the split expected at each step that waits.
+struct RouterWalk {
+    file: &'static str,
+    name: &'static str,
+    from: &'static str,
+    to: &'static str,
+    route: (&'static str, &'static str, &'static str),
+    split: fn(&Value) -> RouteSplit,
+    waits: [(i32, RouteSplit); 4],
+}
+
+/// Applies the example, ships a new version, and at each waiting step (mirror, timed pause, gate, pause
+/// {}) checks the routing object and moves on with `promote`; setWeight steps complete by themselves
+/// once the candidate's pods are ready. The examples' background metrics read series nobody exports
+/// here: no data, inconclusive, nothing blocks.
+async fn walk(prefix: &str, w: RouterWalk) -> (TestEnv, ModelDeployment) {
+    let mut env = TestEnv::new(prefix).await;
+    env.start_operator().await;
+    env.apply_file(&repo_root().join(w.file)).expect("apply example");
+    wait_healthy(&env, w.name, w.from).await;
+    let (group, kind, plural) = w.route;
+    let api = route_api(&env, group, kind, plural);
+    wait_route(&api, w.name, w.split, (100, None, None), &format!("{kind} all on stable")).await;
+    ship(&env, w.name, w.to);
+    for (step, want) in w.waits {
+        wait_step(&env, w.name, step, &format!("step {step}")).await;
+        wait_route(&api, w.name, w.split, want, &format!("{kind} at step {step} = {want:?}")).await;
+        plugin(&env, &["promote", w.name]);
+    }
+    let md = wait_healthy(&env, w.name, w.to).await;
+    wait_route(&api, w.name, w.split, (100, None, None), &format!("{kind} all on the new stable")).await;
+    (env, md)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn gateway_example_walks_every_step_and_the_httproute_follows() {
-    let mut env = TestEnv::new("gw").await;
-    env.start_operator().await;
-    env.apply_file(&repo_root().join("examples/modeldeployment-gateway-canary.yaml")).expect("apply example");
-    let name = "fraud-detector";
-    wait_healthy(&env, name, "2.1.0").await;
-    let routes = route_api(&env, "gateway.networking.k8s.io", "HTTPRoute", "httproutes");
-    wait_route(&routes, name, http_route_split, (100, None, None), "HTTPRoute all on stable").await;
-    // Background metrics of this example read http_requests_total, which nobody exports here: no data,
-    // inconclusive, nothing blocks. The waiting points (mirror 30m, pause 10m, the gate, pause {}) are
-    // left with `promote`; setWeight steps complete by themselves once the candidate's pods are ready.
-    ship(&env, name, "2.2.0");
-    // (step that waits, expected HTTPRoute (stable, candidate, mirror))
-    let table = [
-        (0, (100, Some(0), Some(100))),
-        (2, (99, Some(1), None)),
-        (4, (90, Some(10), None)),
-        (6, (50, Some(50), None)),
-    ];
-    for (step, want) in table {
-        wait_step(&env, name, step, &format!("step {step}")).await;
-        wait_route(&routes, name, http_route_split, want, &format!("HTTPRoute at step {step} = {want:?}")).await;
-        plugin(&env, &["promote", name]);
-    }
-    let md = wait_healthy(&env, name, "2.2.0").await;
-    wait_route(&routes, name, http_route_split, (100, None, None), "HTTPRoute all on the new stable").await;
+    let (env, md) = walk(
+        "gw",
+        RouterWalk {
+            file: "examples/modeldeployment-gateway-canary.yaml",
+            name: "fraud-detector",
+            from: "2.1.0",
+            to: "2.2.0",
+            route: ("gateway.networking.k8s.io", "HTTPRoute", "httproutes"),
+            split: http_route_split,
+            waits: [
+                (0, (100, Some(0), Some(100))),
+                (2, (99, Some(1), None)),
+                (4, (90, Some(10), None)),
+                (6, (50, Some(50), None)),
+            ],
+        },
+    )
+    .await;
     assert_eq!(status(&md).history.iter().map(|h| h.version.as_str()).collect::<Vec<_>>(), ["2.2.0", "2.1.0"]);
     let services: Api<Service> = env.api();
-    assert!(services.get_opt(&format!("{name}-mirror")).await.unwrap().is_none(), "the mirror Service is gone");
+    assert!(services.get_opt("fraud-detector-mirror").await.unwrap().is_none(), "the mirror Service is gone");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn istio_example_walks_every_step_and_the_virtualservice_follows() {
-    let mut env = TestEnv::new("istio").await;
-    env.start_operator().await;
-    env.apply_file(&repo_root().join("examples/modeldeployment-istio.yaml")).expect("apply example");
-    let name = "recommender";
-    wait_healthy(&env, name, "5.0.2").await;
-    let vs = route_api(&env, "networking.istio.io", "VirtualService", "virtualservices");
-    wait_route(&vs, name, virtual_service_split, (100, None, None), "VirtualService all on stable").await;
-    ship(&env, name, "5.1.0");
-    let table = [
-        (0, (100, Some(0), Some(50))),
-        (2, (80, Some(20), None)),
-        (3, (80, Some(20), None)),
-        (5, (40, Some(60), None)),
-    ];
-    for (step, want) in table {
-        wait_step(&env, name, step, &format!("step {step}")).await;
-        wait_route(&vs, name, virtual_service_split, want, &format!("VirtualService at step {step} = {want:?}")).await;
-        plugin(&env, &["promote", name]);
-    }
-    wait_healthy(&env, name, "5.1.0").await;
-    wait_route(&vs, name, virtual_service_split, (100, None, None), "VirtualService all on the new stable").await;
+    walk(
+        "istio",
+        RouterWalk {
+            file: "examples/modeldeployment-istio.yaml",
+            name: "recommender",
+            from: "5.0.2",
+            to: "5.1.0",
+            route: ("networking.istio.io", "VirtualService", "virtualservices"),
+            split: virtual_service_split,
+            waits: [
+                (0, (100, Some(0), Some(50))),
+                (2, (80, Some(20), None)),
+                (3, (80, Some(20), None)),
+                (5, (40, Some(60), None)),
+            ],
+        },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -252,7 +215,8 @@ async fn a_failing_metric_rolls_back_within_one_interval() {
     let mut env = TestEnv::new("failing").await;
     env.start_operator().await;
     let name = "scorer";
-    env.apply_yaml(&md_yaml(name, "1.0.0", 2, "", "[{setWeight: 50}, {pause: {}}]", 0)).expect("apply");
+    env.apply_yaml(&MdYaml { steps: "[{setWeight: 50}, {pause: {}}]", ..MdYaml::new(name, "1.0.0") }.render())
+        .expect("apply");
     wait_healthy(&env, name, "1.0.0").await;
     env.set_metric("champion_e2e_error_rate", &[("namespace", &env.ns), ("variant", "candidate")], 0.001).await;
     ship(&env, name, "1.1.0");
@@ -288,8 +252,10 @@ async fn an_indefinite_pause_waits_for_promote() {
     let mut env = TestEnv::new("pause").await;
     env.start_operator().await;
     let name = "ranker";
-    env.apply_yaml(&md_yaml(name, "1.0.0", 2, "", "[{setWeight: 30}, {pause: {}}, {setWeight: 60}]", 0))
-        .expect("apply");
+    env.apply_yaml(
+        &MdYaml { steps: "[{setWeight: 30}, {pause: {}}, {setWeight: 60}]", ..MdYaml::new(name, "1.0.0") }.render(),
+    )
+    .expect("apply");
     wait_healthy(&env, name, "1.0.0").await;
     ship(&env, name, "1.1.0");
     let md = env
@@ -313,7 +279,8 @@ async fn abort_during_a_pause_rolls_back() {
     let mut env = TestEnv::new("abort").await;
     env.start_operator().await;
     let name = "ranker";
-    env.apply_yaml(&md_yaml(name, "1.0.0", 2, "", "[{setWeight: 30}, {pause: {}}]", 0)).expect("apply");
+    env.apply_yaml(&MdYaml { steps: "[{setWeight: 30}, {pause: {}}]", ..MdYaml::new(name, "1.0.0") }.render())
+        .expect("apply");
     wait_healthy(&env, name, "1.0.0").await;
     ship(&env, name, "1.1.0");
     wait_step(&env, name, 1, "the indefinite pause").await;
@@ -331,8 +298,11 @@ async fn a_new_version_mid_rollout_restarts_the_steps() {
     let mut env = TestEnv::new("newver").await;
     env.start_operator().await;
     let name = "ranker";
-    env.apply_yaml(&md_yaml(name, "1.0.0", 2, "", "[{setWeight: 30}, {pause: {}}, {setWeight: 60}, {pause: {}}]", 0))
-        .expect("apply");
+    env.apply_yaml(
+        &MdYaml { steps: "[{setWeight: 30}, {pause: {}}, {setWeight: 60}, {pause: {}}]", ..MdYaml::new(name, "1.0.0") }
+            .render(),
+    )
+    .expect("apply");
     wait_healthy(&env, name, "1.0.0").await;
     ship(&env, name, "1.1.0");
     wait_step(&env, name, 1, "first pause for 1.1.0").await;
@@ -365,8 +335,11 @@ async fn a_restarted_operator_resumes_at_the_same_step_and_repeats_nothing() {
     let mut env = TestEnv::new("restart").await;
     env.start_operator().await;
     let name = "ranker";
-    env.apply_yaml(&md_yaml(name, "1.0.0", 2, "", "[{setWeight: 30}, {pause: {}}, {setWeight: 60}, {pause: {}}]", 0))
-        .expect("apply");
+    env.apply_yaml(
+        &MdYaml { steps: "[{setWeight: 30}, {pause: {}}, {setWeight: 60}, {pause: {}}]", ..MdYaml::new(name, "1.0.0") }
+            .render(),
+    )
+    .expect("apply");
     wait_healthy(&env, name, "1.0.0").await;
     ship(&env, name, "1.1.0");
     let before = wait_step(&env, name, 1, "first pause").await;
@@ -419,7 +392,7 @@ async fn rollback_to_a_previous_version_is_immediate() {
     let mut env = TestEnv::new("rollback").await;
     env.start_operator().await;
     let name = "ranker";
-    env.apply_yaml(&md_yaml(name, "1.0.0", 2, "", "[{setWeight: 50}]", 0)).expect("apply");
+    env.apply_yaml(&MdYaml::new(name, "1.0.0").render()).expect("apply");
     wait_healthy(&env, name, "1.0.0").await;
     ship(&env, name, "2.0.0");
     wait_healthy(&env, name, "2.0.0").await;
