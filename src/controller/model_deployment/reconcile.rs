@@ -17,13 +17,13 @@ use crate::analysis::{TemplateVars, measure};
 use crate::api::model_deployment::MetricResult;
 use crate::api::{DeploymentPhase, ModelDeployment, ModelDeploymentStatus};
 use crate::conditions::{self, Desired, Transition};
-use crate::config::OperatorConfig;
 use crate::controller::acceptance::{self, Acceptance};
 use crate::controller::{Context, Result, status};
 use crate::names::{annotations, conditions as cond, labels, reasons};
 use crate::rollout::plan::{self, Decision, Input};
 use crate::rollout::request::Request;
 use crate::rollout::revision;
+use crate::validation::FieldError;
 
 /// How long a quiet ModelDeployment waits before a reconcile looks again (drift of objects that are not
 /// watched, such as the HTTPRoute).
@@ -37,7 +37,7 @@ pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Ac
     let Some(target) = target.filter(|_| errors.is_empty()) else {
         // Invalid (or not yet resolvable): say so, and leave every generated object as it is, so that
         // whatever serves keeps serving.
-        let decided = accept(&md, &ctx.config, &Time(now));
+        let decided = accept(&md, &errors, &Time(now));
         acceptance::apply(&ctx, super::KIND, md.as_ref(), md.status.as_ref(), &decided).await?;
         return Ok(Action::await_change());
     };
@@ -96,8 +96,7 @@ pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Ac
 }
 
 /// The acceptance status of a spec the rollout cannot act on: invalid, or following a registry alias.
-pub fn accept(md: &ModelDeployment, config: &OperatorConfig, now: &Time) -> Acceptance<ModelDeploymentStatus> {
-    let errors = crate::validation::model_deployment::validate(&md.spec, config);
+pub fn accept(md: &ModelDeployment, errors: &[FieldError], now: &Time) -> Acceptance<ModelDeploymentStatus> {
     let (waiting, warning) = if md.spec.model.registry.is_some() {
         let message = "following a registry alias is not available in this operator version; nothing is deployed. \
                        Pin spec.model.version and spec.model.uri instead";
@@ -105,7 +104,7 @@ pub fn accept(md: &ModelDeployment, config: &OperatorConfig, now: &Time) -> Acce
     } else {
         (Desired::new(cond::READY, false, reasons::ACCEPTED, "spec is valid"), false)
     };
-    acceptance::plan(md.status.as_ref(), md.metadata.generation, &errors, waiting, warning, now)
+    acceptance::plan(md.status.as_ref(), md.metadata.generation, errors, waiting, warning, now)
 }
 
 async fn observe(ctx: &Context, md: &ModelDeployment) -> Result<Observed> {
