@@ -24,6 +24,10 @@ use crate::traffic::{self, Split};
 pub struct Observed {
     /// Generated Deployments by revision hash.
     pub deployments: BTreeMap<String, Deployment>,
+    /// Names of the generated Services.
+    pub services: Vec<String>,
+    /// Whether the spec changed since the last status (a router change can only come with one).
+    pub spec_changed: bool,
 }
 
 /// Whether a Deployment has all the pods it asks for ready and up to date.
@@ -132,7 +136,10 @@ pub async fn apply(
                 let svc = service::build(md, role, deployment::selector(md, c));
                 services.patch(&svc.name_any(), &params(), &Patch::Apply(&svc)).await?;
             }
-            _ => delete_ignoring_missing(&services, &service::name(md, role)).await?,
+            _ if observed.services.contains(&service::name(md, role)) => {
+                delete_ignoring_missing(&services, &service::name(md, role)).await?
+            }
+            _ => {}
         }
     }
 
@@ -148,7 +155,9 @@ pub async fn apply(
         api.patch(&route.name, &params(), &Patch::Apply(&route.body)).await?;
     }
     let chosen_kind = chosen.resource().map(|r| r.kind);
-    for other in traffic::all().into_iter().filter_map(|r| r.resource()) {
+    // Objects of another router exist only if the router changed, which changes the spec.
+    let others = if observed.spec_changed { traffic::all().to_vec() } else { Vec::new() };
+    for other in others.into_iter().filter_map(|r| r.resource()) {
         if Some(&other.kind) != chosen_kind.as_ref() {
             let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &ns, &other);
             delete_ignoring_missing(&api, &md.name_any()).await?;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
@@ -119,7 +120,16 @@ async fn observe(ctx: &Context, md: &ModelDeployment) -> Result<Observed> {
         .filter(|d| d.owner_references().iter().any(|o| Some(&o.uid) == uid.as_ref()))
         .filter_map(|d| d.labels().get(labels::REVISION).cloned().map(|h| (h, d)))
         .collect::<BTreeMap<_, _>>();
-    Ok(Observed { deployments })
+    let services: Api<Service> = Api::namespaced(ctx.client.clone(), &md.namespace().unwrap_or_default());
+    let services = services
+        .list_metadata(&ListParams::default().labels(&selector))
+        .await?
+        .items
+        .into_iter()
+        .map(|s| s.name_any())
+        .collect();
+    let spec_changed = md.status.as_ref().and_then(|s| s.observed_generation) != md.metadata.generation;
+    Ok(Observed { deployments, services, spec_changed })
 }
 
 /// The control request to consume, and a malformed one to report once.
