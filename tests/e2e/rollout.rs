@@ -265,6 +265,10 @@ async fn an_indefinite_pause_waits_for_promote() {
         .await;
     let paused = status(&md).conditions.into_iter().find(|c| c.type_ == "Paused").unwrap();
     assert_eq!(paused.status, "True");
+    let view = env.plugin(&["status", name]);
+    let text = output_text(&view);
+    assert!(view.status.success() && text.contains("→ 2. pause (until promote)"), "kubectl champion status:\n{text}");
+    assert!(text.contains("Candidate:  1.1.0") && text.contains("stable 70%, candidate 30%"), "{text}");
     plugin(&env, &["promote", name]);
     let md = wait_healthy(&env, name, "1.1.0").await;
     assert!(
@@ -410,4 +414,25 @@ async fn rollback_to_a_previous_version_is_immediate() {
         async move { (replica_counts(env, &md).await.0 == 2).then_some(()) }
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pause_and_resume_hold_and_release_the_rollout() {
+    let mut env = TestEnv::new("pauseresume").await;
+    env.start_operator().await;
+    let name = "ranker";
+    let steps = "[{setWeight: 30}, {pause: {}}, {setWeight: 60}, {pause: {duration: 1s}}]";
+    env.apply_yaml(&MdYaml { steps, ..MdYaml::new(name, "1.0.0") }.render()).expect("apply");
+    wait_healthy(&env, name, "1.0.0").await;
+    ship(&env, name, "1.1.0");
+    wait_step(&env, name, 1, "the indefinite pause").await;
+    plugin(&env, &["pause", name]);
+    let md = env
+        .wait_for::<ModelDeployment, _>(name, "paused by request", T, |md| status(md).manual_pause == Some(true))
+        .await;
+    assert!(status(&md).message.is_some_and(|m| m.contains("paused by request")));
+    plugin(&env, &["resume", name]);
+    env.wait_for::<ModelDeployment, _>(name, "resumed", T, |md| status(md).manual_pause.is_none()).await;
+    plugin(&env, &["promote", name]);
+    wait_healthy(&env, name, "1.1.0").await;
 }
