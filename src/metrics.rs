@@ -69,6 +69,32 @@ impl Metrics {
         Self { registry, reconciliations, failures, duration, invalid_specs, candidate_weight, phase }
     }
 
+    /// Removes the per-object series (weight, phase, invalid spec) of ModelDeployments for which `exists`
+    /// says no, so deleted objects do not leave series behind.
+    pub fn prune_model_deployments(&self, exists: impl Fn(&str, &str) -> bool) {
+        use prometheus::core::Collector;
+        let label = |m: &prometheus::proto::Metric, name: &str| {
+            m.get_label().iter().find(|l| l.name() == name).map(|l| l.value().to_string()).unwrap_or_default()
+        };
+        for family in self.candidate_weight.collect() {
+            for m in family.get_metric() {
+                let (ns, name) = (label(m, "namespace"), label(m, "name"));
+                if !exists(&ns, &name) {
+                    let _ = self.candidate_weight.remove_label_values(&[&ns, &name]);
+                    let _ = self.invalid_specs.remove_label_values(&["ModelDeployment", &ns, &name]);
+                }
+            }
+        }
+        for family in self.phase.collect() {
+            for m in family.get_metric() {
+                let (ns, name, phase) = (label(m, "namespace"), label(m, "name"), label(m, "phase"));
+                if !exists(&ns, &name) {
+                    let _ = self.phase.remove_label_values(&[&ns, &name, &phase]);
+                }
+            }
+        }
+    }
+
     /// The registry in the Prometheus text format.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -95,5 +121,19 @@ mod tests {
         let text = m.render();
         assert!(text.contains("champion_reconciliations_total{kind=\"ModelDeployment\"} 1"), "{text}");
         assert!(text.contains("champion_reconcile_failures_total{category=\"kube\",kind=\"ModelDeployment\"} 1"));
+    }
+
+    #[test]
+    fn prunes_series_of_deleted_model_deployments() {
+        let m = Metrics::new();
+        for name in ["kept", "gone"] {
+            m.candidate_weight.with_label_values(&["ml", name]).set(10);
+            m.phase.with_label_values(&["ml", name, "Progressing"]).set(1);
+            m.phase.with_label_values(&["ml", name, "Healthy"]).set(0);
+        }
+        m.prune_model_deployments(|ns, name| ns == "ml" && name == "kept");
+        let text = m.render();
+        assert!(text.contains("name=\"kept\""), "{text}");
+        assert!(!text.contains("name=\"gone\""), "{text}");
     }
 }
