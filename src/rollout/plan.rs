@@ -8,7 +8,7 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::model_deployment::{
-    AnalysisStatus, HistoryEntry, MetricResult, RevisionRef, Router, Step, Verdict, Weights,
+    AnalysisStatus, BackgroundAnalysis, HistoryEntry, MetricResult, RevisionRef, Router, Step, Verdict, Weights,
 };
 use crate::api::{DeploymentPhase, ModelDeploymentSpec, ModelDeploymentStatus};
 use crate::conditions::{Desired, Transition};
@@ -85,23 +85,20 @@ pub fn replicas(spec: &ModelDeploymentSpec) -> i32 {
     spec.replicas.unwrap_or(1)
 }
 
+/// The background analysis of a spec, if it declares one.
+pub fn background_analysis(spec: &ModelDeploymentSpec) -> Option<&BackgroundAnalysis> {
+    spec.strategy.as_ref()?.canary.as_ref()?.analysis.as_ref()
+}
+
 fn interval(spec: &ModelDeploymentSpec) -> Duration {
-    spec.strategy
-        .as_ref()
-        .and_then(|s| s.canary.as_ref())
-        .and_then(|c| c.analysis.as_ref())
+    background_analysis(spec)
         .and_then(|a| a.interval.as_ref())
         .and_then(|d| d.to_std().ok())
         .unwrap_or(DEFAULT_INTERVAL)
 }
 
 fn failure_limit(spec: &ModelDeploymentSpec) -> i32 {
-    spec.strategy
-        .as_ref()
-        .and_then(|s| s.canary.as_ref())
-        .and_then(|c| c.analysis.as_ref())
-        .and_then(|a| a.failure_limit)
-        .unwrap_or(0)
+    background_analysis(spec).and_then(|a| a.failure_limit).unwrap_or(0)
 }
 
 fn progress_deadline(spec: &ModelDeploymentSpec) -> Duration {
@@ -113,11 +110,7 @@ fn progress_deadline(spec: &ModelDeploymentSpec) -> Duration {
 }
 
 fn has_background_metrics(spec: &ModelDeploymentSpec) -> bool {
-    spec.strategy
-        .as_ref()
-        .and_then(|s| s.canary.as_ref())
-        .and_then(|c| c.analysis.as_ref())
-        .is_some_and(|a| !a.metrics.is_empty())
+    background_analysis(spec).is_some_and(|a| !a.metrics.is_empty())
 }
 
 /// The candidate weight in force at step `i`: the last `setWeight` at or before it (0 before any).

@@ -151,10 +151,7 @@ async fn measure_metrics(
     status: &ModelDeploymentStatus,
     names: Option<&[String]>,
 ) -> Vec<MetricResult> {
-    let Some(analysis) = md.spec.strategy.as_ref().and_then(|s| s.canary.as_ref()).and_then(|c| c.analysis.as_ref())
-    else {
-        return Vec::new();
-    };
+    let Some(analysis) = plan::background_analysis(&md.spec) else { return Vec::new() };
     let candidate = status.candidate.as_ref();
     let vars = TemplateVars {
         namespace: md.namespace(),
