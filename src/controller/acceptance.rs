@@ -3,10 +3,10 @@
 //! invalid fields, and a change of Ready raises an Event. Shared by the three kinds.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::{Resource, ResourceExt};
+use kube::ResourceExt;
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 
+use super::status::NamespacedKind;
 use super::{Context, Result, status};
 use crate::conditions::{self, Desired, Transition};
 use crate::names::conditions as cond;
@@ -55,10 +55,7 @@ pub fn plan<S: AcceptanceStatus>(
 /// Writes the decided status (only if changed), publishes the Event, and sets the invalid-spec gauge.
 pub async fn apply<K, S>(ctx: &Context, kind: &str, obj: &K, current: Option<&S>, a: &Acceptance<S>) -> Result<()>
 where
-    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug,
+    K: NamespacedKind,
     S: AcceptanceStatus,
 {
     status::write_if_changed(ctx, obj, current, &a.status).await?;

@@ -2,7 +2,6 @@
 //! ModelDeployments, so that an object waiting for its deployment is reconciled when it appears, and
 //! their Ready condition says when the deployment is missing.
 
-use std::fmt::Debug;
 use std::sync::Arc;
 
 use futures::future::Shared;
@@ -10,10 +9,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, controller, watcher};
-use kube::{Api, Resource, ResourceExt};
-use serde::de::DeserializeOwned;
+use kube::{Api, ResourceExt};
 
 use super::acceptance::{self, AcceptanceStatus};
+use super::status::NamespacedKind;
 use super::{Context, Result, drain, error_policy, instrumented, scoped_api};
 use crate::api::ModelDeployment;
 use crate::conditions::Desired;
@@ -22,15 +21,7 @@ use crate::names::{conditions as cond, reasons};
 use crate::validation::FieldError;
 
 /// A kind that names a ModelDeployment in `spec.deploymentRef`.
-pub trait RefersToDeployment:
-    Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
-    + Clone
-    + DeserializeOwned
-    + Debug
-    + Send
-    + Sync
-    + 'static
-{
+pub trait RefersToDeployment: NamespacedKind + Send + Sync + 'static {
     /// The kind's status type.
     type Status: AcceptanceStatus + Send + Sync;
     /// The kind's name in metrics and logs.

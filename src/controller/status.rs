@@ -12,14 +12,25 @@ use super::error::Result;
 use crate::conditions::Transition;
 use crate::names::FIELD_MANAGER;
 
+/// A namespaced kind whose objects the controllers read and write.
+pub trait NamespacedKind:
+    Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope> + Clone + DeserializeOwned + std::fmt::Debug
+{
+}
+
+impl<K> NamespacedKind for K where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+{
+}
+
 /// Applies `status` to the object's status subresource when it differs (timestamps aside) from
 /// `current`. Returns whether a write happened.
 pub async fn write_if_changed<K, S>(ctx: &Context, obj: &K, current: Option<&S>, status: &S) -> Result<bool>
 where
-    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug,
+    K: NamespacedKind,
     S: Serialize,
 {
     if !crate::conditions::differs(current, status) {
