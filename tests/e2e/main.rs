@@ -8,6 +8,7 @@ mod harness;
 
 mod bad_input;
 mod examples;
+mod hardening;
 mod install;
 mod md;
 mod rollout;
