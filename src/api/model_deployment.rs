@@ -7,6 +7,10 @@ use serde::{Deserialize, Serialize};
 use super::common::{MetricCheck, ModelRef, PodTemplate};
 use super::duration::Duration;
 
+/// The longest ModelDeployment name: `<name>-candidate` must fit in a Service name (63 characters); a CEL
+/// rule on `metadata.name` enforces it at apply.
+pub const MAX_NAME_LEN: usize = 63 - "-candidate".len();
+
 /// Serves one model behind one stable Service, and rolls every new version out progressively.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[kube(
@@ -19,6 +23,12 @@ use super::duration::Duration;
     shortname = "md",
     category = "champion",
     cel,
+    // The name goes into the Services `<name>-candidate` and `<name>-mirror` (DNS-1035 labels, at most 63
+    // characters) and into the label value `champion.ml/deployment`: see `MAX_NAME_LEN`.
+    validation = Rule::new("self.metadata.name.size() <= 53")
+        .message("metadata.name must be at most 53 characters, so that the Services <name>-candidate and <name>-mirror fit in 63"),
+    validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')")
+        .message("metadata.name must be a DNS-1035 label (lowercase letters, digits and '-', starting with a letter), as the Services named after it must be"),
     printcolumn(
         name = "Model",
         type_ = "string",

@@ -6,7 +6,7 @@ use crate::config::OperatorConfig;
 use crate::rollout::plan::MIN_INTERVAL;
 
 /// Placeholders a rollout metric query may use.
-pub const QUERY_PLACEHOLDERS: &[&str] = &["namespace", "name", "variant", "version", "revision", "interval"];
+pub const QUERY_PLACEHOLDERS: &[&str] = &["namespace", "name", "variant", "version", "revision", "service", "interval"];
 
 /// Every problem CEL could not see, in field order.
 pub fn validate(spec: &ModelDeploymentSpec, config: &OperatorConfig) -> Vec<FieldError> {
@@ -81,6 +81,18 @@ mod tests {
     fn table() {
         let cases: &[Case] = &[
             ("valid", |_| {}, &[]),
+            (
+                "every placeholder a rollout offers, {{service}} and the revision hash included",
+                |md| {
+                    metric_query(md).query = r#"sum(rate(istio_requests_total{destination_service_name="{{service}}",destination_service_namespace="{{namespace}}",x="{{name}}{{variant}}{{version}}",champion_ml_revision="{{revision}}"}[{{interval}}]))"#.into()
+                },
+                &[],
+            ),
+            (
+                "{{window}} belongs to experiments",
+                |md| metric_query(md).query = "increase(x[{{window}}])".into(),
+                &["spec.strategy.canary.analysis.metrics[0].prometheus.query: unknown placeholder {{window}}"],
+            ),
             (
                 "template container without a name type",
                 |md| md.spec.template.0["spec"]["containers"][0]["ports"] = serde_json::json!("http"),

@@ -6,6 +6,7 @@
 
 mod harness;
 
+mod analysis;
 mod bad_input;
 mod examples;
 mod hardening;

@@ -51,7 +51,7 @@ async fn replica_counts(env: &TestEnv, md: &ModelDeployment) -> (i32, i32) {
 /// (stable weight, candidate weight if a candidate backend exists, mirror percent if mirroring).
 type RouteSplit = (i64, Option<i64>, Option<i64>);
 
-fn route_api(env: &TestEnv, group: &str, kind: &str, plural: &str) -> Api<DynamicObject> {
+pub(crate) fn route_api(env: &TestEnv, group: &str, kind: &str, plural: &str) -> Api<DynamicObject> {
     let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, "v1", kind), plural);
     Api::namespaced_with(env.client(), &env.ns, &ar)
 }

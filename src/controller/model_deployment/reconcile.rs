@@ -11,7 +11,7 @@ use kube::runtime::controller::Action;
 
 use super::Caches;
 use super::apply::{self, ApplyError};
-use crate::analysis::{TemplateVars, measure};
+use crate::analysis::{candidate_vars, measure};
 use crate::api::model_deployment::{MetricResult, Verdict};
 use crate::api::{DeploymentPhase, ModelDeployment, ModelDeploymentStatus};
 use crate::conditions::{self, Desired, Transition};
@@ -150,16 +150,7 @@ async fn measure_metrics(
     names: Option<Vec<String>>,
 ) -> Vec<MetricResult> {
     let Some(analysis) = plan::background_analysis(&md.spec) else { return Vec::new() };
-    let candidate = status.candidate.as_ref();
-    let vars = TemplateVars {
-        namespace: md.namespace(),
-        name: Some(md.name_any()),
-        variant: Some("candidate".into()),
-        version: candidate.map(|c| c.version.clone()),
-        revision: candidate.map(|c| c.revision.to_string()),
-        interval: Some(analysis.interval.as_ref().map(ToString::to_string).unwrap_or_else(|| "1m".into())),
-        window: None,
-    };
+    let vars = candidate_vars(md, status.candidate.as_ref(), analysis.interval.as_ref());
     let budget = ctx.config.query_timeout();
     let deadline = tokio::time::Instant::now() + budget;
     let checks = analysis.metrics.iter().filter(|m| names.as_ref().is_none_or(|n| n.contains(&m.name)));
