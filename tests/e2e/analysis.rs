@@ -55,7 +55,7 @@ fn apply(env: &TestEnv, md: &ModelDeployment) {
 }
 
 /// The revision hash of the generated Deployment that serves `version`, read from its label.
-async fn revision_hash(env: &TestEnv, name: &str, version: &str) -> String {
+pub(crate) async fn revision_hash(env: &TestEnv, name: &str, version: &str) -> String {
     let api: Api<Deployment> = env.api();
     let selector = format!("{}={name}", labels::DEPLOYMENT);
     eventually(&format!("the Deployment of {name} {version}"), T, || {
