@@ -387,7 +387,8 @@ async fn a_restarted_operator_resumes_at_the_same_step_and_repeats_nothing() {
         (a.step_started_at, a.candidate.clone(), a.weights.clone()),
         (b.step_started_at, b.candidate, b.weights)
     );
-    let started = env.events().iter().filter(|(reason, _, _, _)| reason == "RolloutStarted").count();
+    let started =
+        env.events().iter().filter(|(reason, _, _, _)| reason == champion::names::reasons::ROLLOUT_STARTED).count();
     assert_eq!(started, 1, "RolloutStarted once, not again after the restart");
     plugin(&env, &["promote", name]);
     wait_step(&env, name, 3, "second pause after promote").await;
