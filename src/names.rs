@@ -32,6 +32,9 @@ pub mod conditions {
     pub const DEGRADED: &str = "Degraded";
     /// A rollout waits at a pause step.
     pub const PAUSED: &str = "Paused";
+    /// Whether the traffic split is the one the steps ask for (the replicas router can only split by
+    /// whole pods).
+    pub const WEIGHT_EXACT: &str = "WeightExact";
 }
 
 /// Every reason Champion puts on a condition or an Event (CamelCase, as Kubernetes does). A reason that
@@ -70,6 +73,10 @@ pub mod reasons {
     pub const PAUSED: &str = "Paused";
     /// Paused=False.
     pub const NOT_PAUSED: &str = "NotPaused";
+    /// WeightExact=True: the traffic split is the one the steps ask for.
+    pub const EXACT: &str = "Exact";
+    /// WeightExact=False: the replicas router cannot give the requested weight with the pods it has.
+    pub const REPLICAS_TOO_FEW: &str = "ReplicasTooFew";
 
     // ----- ModelDeployment Events (Normal): the rollout's transitions -----
 
@@ -100,12 +107,18 @@ pub mod reasons {
     pub const ANALYSIS_RUN_FAILED: &str = "AnalysisRunFailed";
     /// A metric could not be measured (provider unreachable, bad answer): the rollout holds.
     pub const METRIC_UNAVAILABLE: &str = "MetricUnavailable";
+    /// Metrics stayed unmeasurable longer than `analysis.maxOutage`: rolled back.
+    pub const METRIC_OUTAGE: &str = "MetricOutage";
     /// No progress within progressDeadline: rolled back.
     pub const PROGRESS_DEADLINE_EXCEEDED: &str = "ProgressDeadlineExceeded";
     /// `rollback` asked for a version that is not in the history, or whose Deployment is gone.
     pub const ROLLBACK_REFUSED: &str = "RollbackRefused";
     /// The `champion.ml/request` annotation could not be parsed; reported once.
     pub const INVALID_REQUEST: &str = "InvalidRequest";
+    /// A control request did nothing in the current phase; the message says why.
+    pub const REQUEST_IGNORED: &str = "RequestIgnored";
+    /// A generated object could not be applied; the message names it and why.
+    pub const APPLY_FAILED: &str = "ApplyFailed";
 
     /// Every reason above, for checks over all of them.
     pub const ALL: &[&str] = &[
@@ -121,6 +134,8 @@ pub mod reasons {
         AS_EXPECTED,
         PAUSED,
         NOT_PAUSED,
+        EXACT,
+        REPLICAS_TOO_FEW,
         DEPLOYED,
         ROLLOUT_STARTED,
         CANARY_STEP_ADVANCED,
@@ -133,9 +148,12 @@ pub mod reasons {
         ANALYSIS_FAILED,
         ANALYSIS_RUN_FAILED,
         METRIC_UNAVAILABLE,
+        METRIC_OUTAGE,
         PROGRESS_DEADLINE_EXCEEDED,
         ROLLBACK_REFUSED,
         INVALID_REQUEST,
+        REQUEST_IGNORED,
+        APPLY_FAILED,
     ];
 }
 
