@@ -7,6 +7,7 @@ pub mod context;
 pub mod error;
 pub mod experiment;
 pub mod model_deployment;
+pub mod readiness;
 pub mod referencing;
 pub mod retrain_policy;
 pub mod status;
@@ -100,11 +101,54 @@ fn object_key<K: ResourceExt>(kind: &str, obj: &K) -> String {
     format!("{kind}/{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())
 }
 
+/// How often each controller prunes the metric series of objects that are gone from its cache.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// What every controller runs beside its reconciles, on its own cache (`store`, of the watched `scope`):
+/// once the cache is synced (which is also when kube-runtime lets the reconciles run) it reports to
+/// [`readiness::Readiness`]; then, every [`PRUNE_EVERY`], it removes the per-object metric series of
+/// objects of `kind` in `scope` that are no longer in the cache (deleted objects leave no reconcile
+/// behind). Returns when `shutdown` completes.
+pub async fn watch_cache<K, S>(
+    ctx: Arc<Context>,
+    kind: &'static str,
+    scope: Option<String>,
+    store: kube::runtime::reflector::Store<K>,
+    shutdown: S,
+) where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+    S: Future<Output = ()> + Clone,
+{
+    tokio::select! {
+        ready = store.wait_until_ready() => if ready.is_err() { return },
+        _ = shutdown.clone() => return,
+    }
+    tracing::info!(kind, scope = scope.as_deref().unwrap_or("*"), "cache synced; reconciling");
+    ctx.readiness.synced();
+    let mut tick = tokio::time::interval(PRUNE_EVERY);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.clone() => return,
+        }
+        ctx.metrics.prune(kind, scope.as_deref(), |ns, name| {
+            store.get(&kube::runtime::reflector::ObjectRef::<K>::new(name).within(ns)).is_some()
+        });
+    }
+}
+
+/// The number of controllers [`run`] starts for `scopes` watched scopes: one per kind and scope.
+pub fn controllers_for(scopes: usize) -> usize {
+    3 * scopes
+}
+
 /// Starts every controller for the watched namespaces and runs them until `shutdown` completes.
+/// `/readyz` turns ready once every one of them has synced its cache.
 pub async fn run(ctx: Arc<Context>, namespaces: Vec<String>, shutdown: impl Future<Output = ()> + Send + 'static) {
     let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown) as BoxFuture<'static, ()>);
     let scopes: Vec<Option<String>> =
         if namespaces.is_empty() { vec![None] } else { namespaces.into_iter().map(Some).collect() };
+    ctx.readiness.expect(controllers_for(scopes.len()));
     let mut all = Vec::new();
     for ns in scopes {
         all.push(model_deployment::controller(ctx.clone(), ns.clone(), shutdown.clone()).boxed());

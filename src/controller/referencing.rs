@@ -103,6 +103,7 @@ where
 {
     let main = Controller::new(scoped_api::<K>(&ctx.client, ns.as_deref()), watcher::Config::default().any_semantic());
     let store = main.store();
+    let cache = super::watch_cache(ctx.clone(), K::KIND, ns.clone(), main.store(), shutdown.clone());
     let stream = main
         .watches(scoped_api::<ModelDeployment>(&ctx.client, ns.as_deref()), watcher::Config::default(), move |md| {
             let (name, ns) = (md.name_any(), md.namespace());
@@ -120,5 +121,5 @@ where
             |obj, _err, ctx| error_policy(K::KIND, obj.as_ref(), &ctx),
             ctx.clone(),
         );
-    drain(K::KIND, stream).await;
+    futures::join!(drain(K::KIND, stream), cache);
 }

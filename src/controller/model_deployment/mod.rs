@@ -12,16 +12,13 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DynamicObject};
 use kube::core::ApiResource;
-use kube::runtime::reflector::{self, ObjectRef, reflector};
+use kube::runtime::reflector::{self, reflector};
 use kube::runtime::{Controller, WatchStreamExt, controller, watcher};
 
 use super::{Context, drain, error_policy, instrumented, scoped_api};
 use crate::api::ModelDeployment;
 use crate::traffic;
 pub use caches::Caches;
-
-/// How often the series of deleted ModelDeployments are pruned.
-const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The kind's name in metrics and logs.
 pub const KIND: &str = "ModelDeployment";
@@ -66,29 +63,8 @@ where
         }
     }
     let caches = Arc::new(Caches { deployments, services, routes });
-    // Deleted ModelDeployments leave no reconcile behind; their per-object series are pruned against
-    // the controller's cache instead.
-    let store = controller.store();
-    let pruner = {
-        let (ctx, shutdown) = (ctx.clone(), shutdown.clone());
-        async move {
-            let mut tick = tokio::time::interval(PRUNE_EVERY);
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = shutdown.clone() => break,
-                }
-                tokio::select! {
-                    ready = store.wait_until_ready() => if ready.is_ok() {
-                        ctx.metrics.prune_model_deployments(|ns, name| {
-                            store.get(&ObjectRef::<ModelDeployment>::new(name).within(ns)).is_some()
-                        });
-                    },
-                    _ = shutdown.clone() => break,
-                }
-            }
-        }
-    };
+    // Readiness once the cache is synced, and pruning of deleted objects' metric series against it.
+    let cache = super::watch_cache(ctx.clone(), KIND, ns.clone(), controller.store(), shutdown.clone());
     let stream =
         controller.with_config(controller::Config::default().concurrency(8)).graceful_shutdown_on(shutdown).run(
             move |obj, ctx| {
@@ -98,7 +74,7 @@ where
             |obj, _err, ctx| error_policy(KIND, obj.as_ref(), &ctx),
             ctx.clone(),
         );
-    futures::join!(drain(KIND, stream), pruner);
+    futures::join!(drain(KIND, stream), cache);
 }
 
 /// Whether the cluster serves `resource` (its CRD is installed).
