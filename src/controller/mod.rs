@@ -17,13 +17,16 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::future::BoxFuture;
-use futures::{FutureExt, StreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use kube::runtime::controller::Action;
+use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
 use kube::{Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
 pub use context::Context;
 pub use error::{Error, Result};
+pub use readiness::Synced;
 
 use crate::names::{GROUP, VERSION};
 
@@ -104,23 +107,24 @@ fn object_key<K: ResourceExt>(kind: &str, obj: &K) -> String {
 /// How often each controller prunes the metric series of objects that are gone from its cache.
 const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// What every controller runs beside its reconciles, on its own cache (`store`, of the watched `scope`):
-/// once the cache is synced (which is also when kube-runtime lets the reconciles run) it reports to
-/// [`readiness::Readiness`]; then, every [`PRUNE_EVERY`], it removes the per-object metric series of
-/// objects of `kind` in `scope` that are no longer in the cache (deleted objects leave no reconcile
-/// behind). Returns when `shutdown` completes.
+/// What every controller runs beside its reconciles: once `synced` completes (every cache of the
+/// controller has listed once, see [`readiness::Synced`]) it reports to [`readiness::Readiness`]; then,
+/// every [`PRUNE_EVERY`], it removes the per-object metric series of objects of `kind` in `scope` that
+/// are no longer in the controller's cache `store` (deleted objects leave no reconcile behind). Returns
+/// when `shutdown` completes. It never waits on `store` itself (see [`readiness::Synced`] for why).
 pub async fn watch_cache<K, S>(
     ctx: Arc<Context>,
     kind: &'static str,
     scope: Option<String>,
     store: kube::runtime::reflector::Store<K>,
+    synced: impl Future<Output = ()>,
     shutdown: S,
 ) where
     K: Resource<DynamicType = ()> + Clone + 'static,
     S: Future<Output = ()> + Clone,
 {
     tokio::select! {
-        ready = store.wait_until_ready() => if ready.is_err() { return },
+        _ = synced => {}
         _ = shutdown.clone() => return,
     }
     tracing::info!(kind, scope = scope.as_deref().unwrap_or("*"), "cache synced; reconciling");
@@ -135,6 +139,18 @@ pub async fn watch_cache<K, S>(
             store.get(&kube::runtime::reflector::ObjectRef::<K>::new(name).within(ns)).is_some()
         });
     }
+}
+
+/// A controller for `K` as `Controller::new(api, config)` makes it, with its watch stream tracked in
+/// `synced`, so that readiness and reconciles can wait for its first list without waiting on its store.
+pub fn tracked_controller<K>(api: kube::Api<K>, config: watcher::Config, synced: &Synced) -> Controller<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    let (store, writer) = reflector::store::<K>();
+    let stream =
+        reflector::reflector(writer, watcher::watcher(api, config)).inspect_ok(synced.track()).applied_objects();
+    Controller::for_stream(stream, store)
 }
 
 /// The number of controllers [`run`] starts for `scopes` watched scopes: one per kind and scope.

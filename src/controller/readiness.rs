@@ -2,7 +2,10 @@
 //! objects is in its store, which is also when kube-runtime lets its reconciles run), and the process is
 //! not shutting down. `/readyz` answers from here.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use kube::runtime::watcher;
 
 /// The controllers' readiness, shared by the controllers (which report) and `/readyz` (which reads).
 #[derive(Debug, Default)]
@@ -55,6 +58,63 @@ impl Readiness {
     }
 }
 
+/// Which of one controller's watch streams (its own kind's and those of the caches it reads) have
+/// delivered their first full list, a watcher's first `InitDone`.
+///
+/// Any number of tasks may [`Synced::wait`]: it is a `tokio::sync::watch`. Waiting on a reflector
+/// `Store`'s own readiness instead is unsafe beside kube-runtime, which waits on the controller's store
+/// itself: that readiness wakes only the last task that polled it, so a second waiter can leave the
+/// controller's reconciles parked.
+#[derive(Clone, Debug)]
+pub struct Synced {
+    /// How many streams are tracked.
+    expected: Arc<AtomicUsize>,
+    /// How many of them have listed once.
+    done: Arc<tokio::sync::watch::Sender<usize>>,
+}
+
+impl Default for Synced {
+    fn default() -> Self {
+        Self { expected: Arc::default(), done: Arc::new(tokio::sync::watch::Sender::new(0)) }
+    }
+}
+
+impl Synced {
+    /// Tracks one more watch stream: pass the returned function to `inspect_ok` on the stream (after
+    /// its `reflector`, so the store holds the list when the stream counts as synced). Every stream must
+    /// be tracked before anything waits.
+    pub fn track<K>(&self) -> impl FnMut(&watcher::Event<K>) + Send + 'static {
+        self.expected.fetch_add(1, Ordering::SeqCst);
+        let done = self.done.clone();
+        let mut seen = false;
+        move |event| {
+            if !seen && matches!(event, watcher::Event::InitDone) {
+                seen = true;
+                done.send_modify(|n| *n += 1);
+            }
+        }
+    }
+
+    /// Whether every tracked stream has listed once.
+    pub fn is_synced(&self) -> bool {
+        *self.done.borrow() >= self.expected.load(Ordering::SeqCst)
+    }
+
+    /// [`Synced::wait`] on a clone, for a future that outlives the borrow.
+    pub fn wait_owned(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let s = self.clone();
+        async move { s.wait().await }
+    }
+
+    /// Waits until every tracked stream has listed once.
+    pub async fn wait(&self) {
+        let expected = self.expected.load(Ordering::SeqCst);
+        let mut rx = self.done.subscribe();
+        // The sender lives in `self`, so the channel cannot close while this waits.
+        let _ = rx.wait_for(|n| *n >= expected).await;
+    }
+}
+
 /// The rule: ready once controllers were started and all of them synced, until shutdown.
 pub fn ready(expected: usize, synced: usize, stopping: bool) -> bool {
     expected > 0 && synced >= expected && !stopping
@@ -88,5 +148,34 @@ mod tests {
         assert!(r.is_ready());
         r.stopping();
         assert!(!r.is_ready());
+    }
+
+    #[tokio::test]
+    async fn synced_once_every_stream_listed_with_many_waiters() {
+        use k8s_openapi::api::core::v1::ConfigMap;
+        let synced = Synced::default();
+        let mut a = synced.track::<ConfigMap>();
+        let mut b = synced.track::<ConfigMap>();
+        // Many waiters at once: each must wake (a reflector store's readiness would wake only one).
+        let waiters: Vec<_> = (0..4)
+            .map(|_| {
+                let s = synced.clone();
+                tokio::spawn(async move { s.wait().await })
+            })
+            .collect();
+        a(&watcher::Event::Init);
+        a(&watcher::Event::InitDone);
+        assert!(!synced.is_synced(), "one of two streams listed");
+        a(&watcher::Event::InitDone); // a relist does not count twice
+        assert!(!synced.is_synced());
+        b(&watcher::Event::Apply(ConfigMap::default()));
+        b(&watcher::Event::InitDone);
+        assert!(synced.is_synced());
+        for w in waiters {
+            tokio::time::timeout(std::time::Duration::from_secs(5), w)
+                .await
+                .expect("every waiter wakes")
+                .expect("waiter task");
+        }
     }
 }

@@ -370,18 +370,19 @@ async fn a_restarted_operator_resumes_at_the_same_step_and_repeats_nothing() {
     wait_healthy(&env, name, "1.0.0").await;
     ship(&env, name, "1.1.0");
     let before = wait_step(&env, name, 1, "first pause").await;
-    let stable = format!("{name}-{}", status(&before).stable.and_then(|s| s.hash).expect("stable hash"));
-    let want_replicas = replica_counts(&env, &before).await;
     env.kill_operator();
-    // While the operator is down, someone scales the stable Deployment by hand: only a process that
-    // reconciles puts it back.
-    let out = env.kubectl(&["scale", "deployment", &stable, "--replicas=0"]);
+    // While the operator is down, someone relabels the stable Service by hand (a change that moves no
+    // traffic and no step): only a process that reconciles puts it back.
+    let out = env.kubectl(&["label", "service", name, "--overwrite", "app.kubernetes.io/managed-by=someone-else"]);
     assert!(out.status.success(), "{}", output_text(&out));
     env.start_operator().await;
-    let md2 = before.clone();
-    eventually("the restarted operator to put the stable Deployment's replicas back", T, || {
-        let (env, md) = (&env, md2.clone());
-        async move { (replica_counts(env, &md).await == want_replicas).then_some(()) }
+    let services: Api<Service> = env.api();
+    eventually("the restarted operator to put the stable Service's label back", T, || {
+        let services = services.clone();
+        async move {
+            let svc = services.get(name).await.ok()?;
+            (svc.metadata.labels?.get("app.kubernetes.io/managed-by")?.as_str() == "champion").then_some(())
+        }
     })
     .await;
     // It reconciled: now check that it resumed where it was and redid nothing.
