@@ -46,7 +46,9 @@ fn config_dir() -> PathBuf {
 fn operator_config() -> OperatorConfig {
     let path = config_dir().join("operator/config.yaml");
     let mut config = OperatorConfig::load(&path).unwrap_or_else(|e| panic!("{e}"));
-    config.mlflow.get_or_insert(MlflowConfig { tracking_uri: "http://mlflow.mlflow:5000".into() });
+    config
+        .mlflow
+        .get_or_insert(MlflowConfig { tracking_uri: "http://mlflow.mlflow:5000".into(), token_secret_ref: None });
     config
 }
 
