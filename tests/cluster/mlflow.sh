@@ -3,11 +3,11 @@
 # port, SQLite backend DIR/mlflow/mlflow.db, artifact root DIR/mlflow/artifacts).
 #
 # MLflow (pinned, MLFLOW_VERSION) is installed once with pip into a virtual environment in
-# ${XDG_CACHE_HOME:-~/.cache}/champion/mlflow-VERSION; the file .complete in it marks a finished install, so
-# an interrupted install is redone. `mlflow server` starts worker processes of its own that outlive a SIGTERM
-# to their parent, so it runs as the leader of its own session (setsid) and stop signals the whole group and
-# waits until every process of it is gone. start waits for /health and writes DIR/mlflow.env with
-# MLFLOW_TRACKING_URI.
+# ${XDG_CACHE_HOME:-~/.cache}/champion/mlflow-VERSION; the file .complete in it marks a finished install (an
+# interrupted one is redone), and a lock file beside it makes concurrent starts install only once.
+# `mlflow server` starts worker processes of its own that outlive a SIGTERM to their parent, so it runs as the
+# leader of its own session (setsid); stop signals the whole group and waits until every process of it is
+# gone. start waits for /health and writes DIR/mlflow.env with MLFLOW_TRACKING_URI.
 # Env: PYTHON (default python3), MLFLOW_TIMEOUT (start-up, default 90 s), MLFLOW_HOME (the venv; default above).
 set -euo pipefail
 
@@ -64,22 +64,28 @@ trap on_exit EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM HUP
 
-# The install, once per machine and version.
+# The install, once per machine and version; a lock makes a second start wait for an install under way.
 VENV=${MLFLOW_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/champion/mlflow-$MLFLOW_VERSION}
+mkdir -p "$(dirname "$VENV")"
 if [[ ! -f $VENV/.complete ]]; then
-  STEP="installing mlflow $MLFLOW_VERSION into $VENV"
-  log "$STEP (once; about a minute)"
-  rm -rf "$VENV"
-  mkdir -p "$(dirname "$VENV")"
-  INSTALL_LOG=$(dirname "$VENV")/mlflow-$MLFLOW_VERSION-install.log
-  if ! { "${PYTHON:-python3}" -m venv "$VENV" &&
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check "mlflow==$MLFLOW_VERSION"; } >"$INSTALL_LOG" 2>&1; then
-    tail -n 30 "$INSTALL_LOG" >&2
-    exit 1
+  exec 9>"$VENV.lock"
+  STEP="waiting for another install of mlflow into $VENV"
+  flock 9
+  if [[ ! -f $VENV/.complete ]]; then
+    STEP="installing mlflow $MLFLOW_VERSION into $VENV"
+    log "$STEP (once; about two minutes)"
+    rm -rf "$VENV"
+    INSTALL_LOG=$VENV-install.log
+    if ! { "${PYTHON:-python3}" -m venv "$VENV" &&
+      "$VENV/bin/pip" install --quiet --disable-pip-version-check "mlflow==$MLFLOW_VERSION" &&
+      "$VENV/bin/mlflow" --version; } >"$INSTALL_LOG" 2>&1; then
+      tail -n 30 "$INSTALL_LOG" >&2
+      exit 1
+    fi
+    touch "$VENV/.complete"
+    log "installed mlflow $MLFLOW_VERSION"
   fi
-  "$VENV/bin/mlflow" --version >>"$INSTALL_LOG" 2>&1
-  touch "$VENV/.complete"
-  log "installed mlflow $MLFLOW_VERSION"
+  exec 9>&- # the server must not hold the lock
 fi
 
 # wait_until TIMEOUT CMD...: poll every 0.2 s, fail early if the server died
