@@ -7,8 +7,10 @@
 #   4. build the end-to-end tests      (cargo test --features e2e --test e2e --no-run)
 #   5. start a cluster                 (tests/cluster/up.sh in a fresh temporary folder)
 #   6. start Prometheus                (tests/cluster/prometheus.sh start; installs it with apt if missing)
-#   7. the end-to-end tests            (CHAMPION_E2E_DIR=<folder> cargo test --features e2e --test e2e)
-#   8. tear down, always               (tests/cluster/down.sh; then checks that no process of the folder is left)
+#   7. start MLflow                    (tests/cluster/mlflow.sh start; installs it with pip once, cached in
+#                                       ~/.cache/champion/mlflow-<version>)
+#   8. the end-to-end tests            (CHAMPION_E2E_DIR=<folder> cargo test --features e2e --test e2e)
+#   9. tear down, always               (tests/cluster/down.sh; then checks that no process of the folder is left)
 #
 # Prints the time of each phase and in total; exits non-zero if anything failed. On failure it prints the
 # tails of the cluster's logs and keeps the folder (logs, etcd data, each test's operator log under e2e/).
@@ -72,7 +74,7 @@ e2e() {
 # The end of a failed run: what the cluster's components said last.
 show_log_tails() {
   local f
-  for f in "$DIR"/logs/*.log "$DIR"/prometheus/*.log; do
+  for f in "$DIR"/logs/*.log "$DIR"/prometheus/*.log "$DIR"/mlflow/*.log; do
     [[ -s $f ]] || continue
     echo "----- tail of $f -----" >&2
     tail -n 20 "$f" >&2
@@ -82,8 +84,8 @@ show_log_tails() {
 teardown() {
   local left pids
   tests/cluster/down.sh "$DIR" >&2 || return 1
-  # Nothing that ran from this folder may outlive the run: the cluster, Prometheus, the exporter and any
-  # operator an interrupted test left behind (their command lines all name the folder).
+  # Nothing that ran from this folder may outlive the run: the cluster, Prometheus, the exporter, MLflow and
+  # any operator an interrupted test left behind (their command lines all name the folder).
   if left=$(pgrep -af -- "$DIR"); then
     echo "processes still running from $DIR after down.sh (killed now):" >&2
     echo "$left" >&2
@@ -117,7 +119,7 @@ finish() {
     if ((rc == 0)) && [[ ${KEEP:-0} != 1 ]]; then
       rm -rf "$DIR"
     else
-      echo "cluster folder kept: $DIR (logs in logs/, prometheus/, each test's operator log in e2e/<namespace>/)" >&2
+      echo "cluster folder kept: $DIR (logs in logs/, prometheus/, mlflow/, each test's operator log in e2e/<namespace>/)" >&2
     fi
   fi
   printf '\n%-46s %9s  %s\n' "phase" "seconds" "result" >&2
@@ -146,5 +148,6 @@ fi
 phase "build e2e tests" cargo test --features e2e --test e2e --no-run
 phase "start cluster (up.sh)" start_cluster
 phase "start Prometheus (prometheus.sh start)" tests/cluster/prometheus.sh start "$DIR"
+phase "start MLflow (mlflow.sh start)" tests/cluster/mlflow.sh start "$DIR"
 phase "e2e tests" e2e
 DONE=1

@@ -27,12 +27,26 @@ pub struct OperatorConfig {
     pub query_timeout: Option<String>,
 }
 
-/// Where the MLflow tracking server is.
+/// Where the MLflow tracking server is, and how the operator authenticates to it.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MlflowConfig {
     /// The tracking server's base URL.
     pub tracking_uri: String,
+    /// A Secret in the operator's own namespace whose key holds a token, sent as `Authorization: Bearer`
+    /// (see `registry::token_from_secret_data`); none means no credentials.
+    #[serde(default)]
+    pub token_secret_ref: Option<SecretKeyRef>,
+}
+
+/// One key of a Secret in the operator's own namespace.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecretKeyRef {
+    /// The Secret's name.
+    pub name: String,
+    /// The key in the Secret's data.
+    pub key: String,
 }
 
 /// Why the config file was refused; the message names the file and the field.
@@ -96,6 +110,20 @@ impl OperatorConfig {
         }
         if let Some(mlflow) = &self.mlflow {
             check_http_url(&mlflow.tracking_uri).map_err(|m| ("mlflow.trackingUri".to_string(), m))?;
+            if let Some(secret) = &mlflow.token_secret_ref {
+                if !is_dns_subdomain(&secret.name) {
+                    return Err((
+                        "mlflow.tokenSecretRef.name".into(),
+                        format!("{:?} is not a valid Secret name", secret.name),
+                    ));
+                }
+                if !is_secret_key(&secret.key) {
+                    return Err((
+                        "mlflow.tokenSecretRef.key".into(),
+                        format!("{:?} is not a valid Secret key (letters, digits, '-', '_', '.')", secret.key),
+                    ));
+                }
+            }
         }
         for (i, ns) in self.namespaces.iter().enumerate() {
             if !is_dns_label(ns) {
@@ -154,6 +182,20 @@ pub fn is_dns_label(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
+/// Whether `s` is a lowercase RFC 1123 subdomain (Secret names).
+fn is_dns_subdomain(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(is_dns_label)
+}
+
+/// Whether `s` can be a key of a Secret's data.
+fn is_secret_key(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && s != "."
+        && s != ".."
+}
+
 fn check_http_url(url: &str) -> Result<(), String> {
     let rest = url
         .strip_prefix("http://")
@@ -183,7 +225,20 @@ mod tests {
         assert_eq!(c.prometheus_url(Some("missing")), None);
         assert_eq!(c.namespaces, vec!["ml", "fraud"]);
         assert_eq!(c.query_timeout(), std::time::Duration::from_secs(5));
-        assert_eq!(c.mlflow.unwrap().tracking_uri, "http://mlflow:5000");
+        let mlflow = c.mlflow.unwrap();
+        assert_eq!(mlflow.tracking_uri, "http://mlflow:5000");
+        assert_eq!(mlflow.token_secret_ref, None);
+    }
+
+    #[test]
+    fn parses_an_mlflow_token_secret_ref() {
+        let c = OperatorConfig::parse(
+            "mlflow:\n  trackingUri: https://mlflow.example\n  tokenSecretRef: {name: mlflow-token, key: token}\n",
+            "c.yaml",
+        )
+        .unwrap();
+        let secret = c.mlflow.unwrap().token_secret_ref.unwrap();
+        assert_eq!(secret, SecretKeyRef { name: "mlflow-token".into(), key: "token".into() });
     }
 
     #[test]
@@ -197,6 +252,16 @@ mod tests {
             ("prometheus:\n  default: prometheus:9090\n", "prometheus.default"),
             ("prometheus:\n  Default: http://p:9090\n", "prometheus.Default"),
             ("mlflow:\n  trackingUri: ftp://x\n", "mlflow.trackingUri"),
+            (
+                "mlflow:\n  trackingUri: http://m\n  tokenSecretRef: {name: Bad_Name, key: token}\n",
+                "mlflow.tokenSecretRef.name",
+            ),
+            (
+                "mlflow:\n  trackingUri: http://m\n  tokenSecretRef: {name: ok, key: 'a/b'}\n",
+                "mlflow.tokenSecretRef.key",
+            ),
+            ("mlflow:\n  trackingUri: http://m\n  tokenSecretRef: {name: ok}\n", "key"),
+            ("mlflow:\n  trackingUri: http://m\n  token: abc\n", "token"),
             ("namespaces: [ml, Bad_NS]\n", "namespaces[1]"),
             ("queryTimeout: soon\n", "queryTimeout"),
             ("prometheus: {default: http://p:9090}\nnamspaces: [ml]\n", "namspaces"),

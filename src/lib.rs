@@ -10,6 +10,7 @@ pub mod crds;
 pub mod fixtures;
 pub mod metrics;
 pub mod names;
+pub mod registry;
 pub mod resources;
 pub mod retrain;
 pub mod rollout;

@@ -46,7 +46,9 @@ fn config_dir() -> PathBuf {
 fn operator_config() -> OperatorConfig {
     let path = config_dir().join("operator/config.yaml");
     let mut config = OperatorConfig::load(&path).unwrap_or_else(|e| panic!("{e}"));
-    config.mlflow.get_or_insert(MlflowConfig { tracking_uri: "http://mlflow.mlflow:5000".into() });
+    config
+        .mlflow
+        .get_or_insert(MlflowConfig { tracking_uri: "http://mlflow.mlflow:5000".into(), token_secret_ref: None });
     config
 }
 
@@ -418,4 +420,23 @@ fn shipped_operator_config_loads() {
     let config = OperatorConfig::load(&config_dir().join("operator/config.yaml")).unwrap_or_else(|e| panic!("{e}"));
     assert!(config.prometheus_url(None).is_some(), "no default Prometheus provider");
     assert!(config.namespaces.is_empty(), "the cluster-wide install watches all namespaces");
+}
+
+/// The commented-out `mlflow:` block of the shipped configs is valid once uncommented, token reference
+/// included.
+#[test]
+fn shipped_mlflow_config_example_loads_when_uncommented() {
+    for file in ["operator/config.yaml", "namespaced/config.yaml"] {
+        let path = config_dir().join(file);
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let uncommented = text
+            .replace("# mlflow:\n", "mlflow:\n")
+            .replace("#   trackingUri:", "  trackingUri:")
+            .replace("#   tokenSecretRef:", "  tokenSecretRef:");
+        assert_ne!(uncommented, text, "{file} has no commented mlflow block");
+        let config = OperatorConfig::parse(&uncommented, file).unwrap_or_else(|e| panic!("{e}"));
+        let mlflow = config.mlflow.unwrap_or_else(|| panic!("{file}: the mlflow block did not uncomment"));
+        let secret = mlflow.token_secret_ref.unwrap_or_else(|| panic!("{file}: no tokenSecretRef"));
+        assert_eq!((secret.name.as_str(), secret.key.as_str()), ("mlflow-token", "token"), "{file}");
+    }
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# down.sh DIR: stop everything that up.sh DIR (and prometheus.sh start DIR) started: each process group
+# down.sh DIR: stop everything that up.sh DIR (and prometheus.sh / mlflow.sh start DIR) started: each process group
 # gets SIGTERM, then SIGKILL after a grace period (GRACE, default 10 s); waits until all have exited.
 # Keeps DIR (logs, etcd data) for inspection. Safe to run twice.
 # shellcheck source-path=SCRIPTDIR
@@ -16,6 +16,11 @@ if [[ -f $DIR/prometheus.pids ]]; then
   stop_all "$DIR/prometheus.pids" "$GRACE" || rc=1
   rm -f "$DIR/prometheus.env"
   echo "prometheus in $DIR stopped"
+fi
+if [[ -f $DIR/mlflow.pids ]]; then
+  stop_all "$DIR/mlflow.pids" "$GRACE" || rc=1
+  rm -f "$DIR/mlflow.env"
+  echo "mlflow in $DIR stopped"
 fi
 if [[ -f $DIR/pids ]]; then
   stop_all "$DIR/pids" "$GRACE" || rc=1

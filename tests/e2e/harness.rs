@@ -4,7 +4,8 @@
 //!
 //! The cluster and Prometheus are started outside the test binary (by `hack/test.sh`), which passes their
 //! folder in `CHAMPION_E2E_DIR`: `env` (KUBECONFIG, KUBECTL, CLUSTER_BIN, ...) and `prometheus.env`
-//! (PROMETHEUS_URL, EXPORTER_URL). Once per test process the harness installs `config/` with
+//! (PROMETHEUS_URL, EXPORTER_URL), and `mlflow.env` (MLFLOW_TRACKING_URI) when MLflow runs (optional: a
+//! test that needs it fails with a clear message when it is absent). Once per test process the harness installs `config/` with
 //! `kubectl apply -k` and mints a token kubeconfig for `champion-system/champion`, so the operator runs with
 //! exactly the permissions that a real install gives it: a missing permission fails a test.
 //!
@@ -66,6 +67,8 @@ struct Cluster {
     kubectl: PathBuf,
     prometheus_url: String,
     exporter_url: String,
+    /// From `mlflow.env`; `None` when MLflow was not started (`tests/cluster/mlflow.sh`).
+    mlflow_tracking_uri: Option<String>,
 }
 
 static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
@@ -87,6 +90,8 @@ fn setup() -> Result<Cluster, String> {
     });
     let env = read_env_file(&dir.join("env"))?;
     let prom = read_env_file(&dir.join("prometheus.env"))?;
+    let mlflow_env = dir.join("mlflow.env");
+    let mlflow = if mlflow_env.exists() { Some(read_env_file(&mlflow_env)?) } else { None };
     let get = |m: &BTreeMap<String, String>, file: &str, k: &str| {
         m.get(k).cloned().ok_or_else(|| format!("{} has no {k}", dir.join(file).display()))
     };
@@ -95,6 +100,10 @@ fn setup() -> Result<Cluster, String> {
         kubectl: PathBuf::from(get(&env, "env", "KUBECTL")?),
         prometheus_url: get(&prom, "prometheus.env", "PROMETHEUS_URL")?,
         exporter_url: get(&prom, "prometheus.env", "EXPORTER_URL")?,
+        mlflow_tracking_uri: match &mlflow {
+            Some(m) => Some(get(m, "mlflow.env", "MLFLOW_TRACKING_URI")?),
+            None => None,
+        },
         sa_kubeconfig: dir.join("e2e").join("champion-sa.kubeconfig"),
         dir,
     };
@@ -245,6 +254,19 @@ impl TestEnv {
     /// The test Prometheus' base URL.
     pub fn prometheus_url(&self) -> &str {
         &self.cluster.prometheus_url
+    }
+
+    /// The test MLflow's tracking URI (`http://127.0.0.1:PORT`); panics with what to do when MLflow is not
+    /// running.
+    pub fn mlflow_tracking_uri(&self) -> &str {
+        self.cluster.mlflow_tracking_uri.as_deref().unwrap_or_else(|| {
+            panic!(
+                "this test needs MLflow, but {} does not exist: run it with hack/test.sh, or start MLflow with \
+                 `tests/cluster/mlflow.sh start {}`",
+                self.cluster.dir.join("mlflow.env").display(),
+                self.cluster.dir.display()
+            )
+        })
     }
 
     /// The test exporter's base URL (`/set`, `/delete`, `/reset`).

@@ -1,6 +1,6 @@
 //! End-to-end tests: the real `champion` binary against the real control plane of `tests/cluster/`.
 //!
-//! Run them with `hack/test.sh`, which builds and starts the cluster and Prometheus, sets
+//! Run them with `hack/test.sh`, which builds and starts the cluster, Prometheus and MLflow, sets
 //! `CHAMPION_E2E_DIR` and tears everything down afterwards. Each test gets its own namespace and, when it
 //! needs one, its own operator process (see `harness.rs`).
 
@@ -12,4 +12,5 @@ mod examples;
 mod hardening;
 mod install;
 mod md;
+mod registry;
 mod rollout;
