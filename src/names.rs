@@ -164,6 +164,9 @@ pub mod annotations {
     pub const REQUEST: &str = "champion.ml/request";
     /// The model version a generated Deployment serves.
     pub const MODEL_VERSION: &str = "champion.ml/model-version";
+    /// A hash of what the operator last applied to a generated object, so a field it stops setting (a
+    /// selector key, a mirror filter) is seen as a change even though the object still holds it.
+    pub const APPLIED: &str = "champion.ml/applied";
 }
 
 #[cfg(test)]

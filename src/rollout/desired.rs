@@ -22,7 +22,7 @@ use serde_json::Value;
 
 use crate::api::ModelDeployment;
 use crate::api::model_deployment::Router;
-use crate::names::labels;
+use crate::names::{annotations, labels};
 use crate::resources::deployment::{self, Revision};
 use crate::resources::service;
 use crate::rollout::plan::{self, Decision};
@@ -227,6 +227,20 @@ pub fn desired(
         }
     }
     out
+}
+
+/// `desired` with the annotation [`annotations::APPLIED`] set to a hash of it. Applied objects carry it,
+/// so [`up_to_date`] of the result also sees what the operator stopped setting: an object applied from
+/// another desired state carries another hash.
+pub fn with_applied_hash(mut desired: Value) -> Value {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(serde_json::to_vec(&desired).unwrap_or_default());
+    let hash: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    if !desired["metadata"]["annotations"].is_object() {
+        desired["metadata"]["annotations"] = Value::Object(Default::default());
+    }
+    desired["metadata"]["annotations"][annotations::APPLIED] = Value::String(hash);
+    desired
 }
 
 /// Whether `current` (an object as the cache shows it) already holds every field of `desired` with the

@@ -292,3 +292,16 @@ fn up_to_date_ignores_what_others_add_and_sees_what_differs() {
     served["spec"]["replicas"] = json!(5);
     assert!(!up_to_date(&serde_json::to_value(&d).unwrap(), &served), "a hand scale is put back");
 }
+
+#[test]
+fn a_field_the_operator_stops_setting_is_a_change() {
+    // The replicas router drops the revision from the stable Service's selector during a rollout; the
+    // object applied before still has it, which containment alone would call up to date.
+    let md = md(Router::Replicas, 4);
+    let narrow = service::build(&md, "stable", deployment::selector(&md, "aaaaaaaaaa"));
+    let wide = service::build(&md, "stable", BTreeMap::from([(labels::DEPLOYMENT.to_string(), "fraud".to_string())]));
+    let applied = with_applied_hash(serde_json::to_value(&narrow).unwrap());
+    assert!(up_to_date(&serde_json::to_value(&wide).unwrap(), &applied), "containment alone misses it");
+    assert!(!up_to_date(&with_applied_hash(serde_json::to_value(&wide).unwrap()), &applied));
+    assert!(up_to_date(&with_applied_hash(serde_json::to_value(&narrow).unwrap()), &applied), "unchanged: no write");
+}

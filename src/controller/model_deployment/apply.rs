@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::api::ModelDeployment;
 use crate::names::FIELD_MANAGER;
-use crate::rollout::desired::{DesiredObjects, Observed, up_to_date};
+use crate::rollout::desired::{DesiredObjects, Observed, up_to_date, with_applied_hash};
 
 /// A generated object that could not be applied or deleted.
 #[derive(Debug, thiserror::Error)]
