@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # build-bins.sh: build the pinned test-cluster binaries (kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubectl, etcd, kwok) from the Go module proxy, once, into a cache folder keyed by
-# a hash of the pin files (tools*/go.mod, tools*/go.sum), this script and the Go version; also extract
+# kube-scheduler, kubectl, kubelet, kube-proxy, etcd, kwok) from the Go module proxy, once, into a cache
+# folder keyed by a hash of the pin files (tools*/go.mod, tools*/go.sum), this script and the Go version; also extract
 # the Gateway API (standard channel) and Istio (networking.istio.io) CRD YAML next to them.
 # Usage: BIN=$(tests/cluster/build-bins.sh | tail -1)   # progress goes to stderr, the bin dir to stdout
 # Env: XDG_CACHE_HOME (cache root), REBUILD=1 (ignore an existing cache entry).
@@ -79,10 +79,13 @@ for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   LDX+=" -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$MINOR -X $p.gitTreeState=clean"
 done
 # tags and -s -w -trimpath as in kubernetes' hack/lib/golang.sh for non-debug builds
-step "go build kube-apiserver kube-controller-manager kube-scheduler kubectl ($K8S_VERSION)" "$HERE/tools" \
+# (kubelet and kube-proxy are only run by node-up.sh, the optional real node)
+step "go build kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy ($K8S_VERSION)" \
+  "$HERE/tools" \
   go build -trimpath -tags selinux,notest,grpcnotrace -ldflags "-s -w$LDX" -o "$STAGE/bin/" \
   k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-  k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
+  k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl \
+  k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy
 
 # --- etcd: package main of go.etcd.io/etcd/server/v3 (own module: its deps conflict with k8s') ----
 step "go build etcd" "$HERE/tools-etcd" \
