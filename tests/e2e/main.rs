@@ -10,4 +10,5 @@ mod bad_input;
 mod examples;
 mod install;
 mod md;
+mod real_node;
 mod rollout;
