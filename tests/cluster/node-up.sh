@@ -197,7 +197,8 @@ log "$STEP"
 IMAGE_REFS=()
 while read -r name ref; do
   ctr --address "$SOCK" -n k8s.io images import "$IMAGES/$name.tar" >"$N/logs/import-$name.log" 2>&1
-  ctr --address "$SOCK" -n k8s.io images ls -q | grep -qxF "$ref"
+  refs=$(ctr --address "$SOCK" -n k8s.io images ls -q) # not piped into grep -q: SIGPIPE + pipefail
+  grep -qxF "$ref" <<<"$refs" || { echo "node-up.sh: $ref missing after the import" >&2; exit 1; }
   IMAGE_REFS+=("$ref")
 done <"$IMAGES/images.txt"
 log "imported ${IMAGE_REFS[*]}"

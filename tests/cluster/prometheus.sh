@@ -2,10 +2,13 @@
 # prometheus.sh start|stop DIR: a real Prometheus for tests on 127.0.0.1 (free port, scrape and rule
 # evaluation every 1 s, TSDB under DIR/prometheus/data) scraping the test exporter (exporter.py, also
 # started here on a free port) and, when DIR holds a cluster of up.sh, the pods of the real node
-# (node-up.sh) through Kubernetes service discovery (role pod). Installs Debian's "prometheus" package if
-# the binary is missing (its service is never started: this script runs the binary itself). start writes DIR/prometheus.env with
-# PROMETHEUS_URL and EXPORTER_URL and waits until the exporter target is up; stop ends both processes.
-# Env: PROMETHEUS (binary, default: prometheus in PATH), PYTHON (default python3), PROM_TIMEOUT (60).
+# (node-up.sh) through Kubernetes service discovery (role pod). The binary: $PROMETHEUS, else the one
+# build-bins.sh built into the cluster's bin dir (with Kubernetes service discovery), else Debian's
+# "prometheus" package, installed if missing (its service is never started: this script runs the binary
+# itself; it has no Kubernetes service discovery, so then only the exporter is scraped). start writes
+# DIR/prometheus.env with PROMETHEUS_URL and EXPORTER_URL and waits until the exporter target is up; stop
+# ends both processes.
+# Env: PROMETHEUS (binary), PYTHON (default python3), PROM_TIMEOUT (60).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -42,6 +45,16 @@ if [[ -f $PIDS ]] && any_alive "$PIDS"; then
 fi
 stop_all "$PIDS" 2 # leftovers of a half-dead earlier start
 
+# The Prometheus that build-bins.sh built (Kubernetes service discovery; Debian's package has none) when
+# DIR holds a cluster, else Debian's.
+K8S_SD=0
+if [[ -z ${PROMETHEUS:-} && -f $DIR/env ]]; then
+  CLUSTER_BIN=$(sed -n 's/^export CLUSTER_BIN=//p' "$DIR/env")
+  if [[ -x $CLUSTER_BIN/prometheus ]]; then
+    PROMETHEUS=$CLUSTER_BIN/prometheus
+    K8S_SD=1
+  fi
+fi
 PROMETHEUS=${PROMETHEUS:-$(command -v prometheus || true)}
 if [[ -z $PROMETHEUS ]]; then
   log "prometheus not installed: apt-get update && apt-get install -y prometheus"
@@ -122,7 +135,7 @@ scrape_configs:
   static_configs:
   - targets: ['${EXPORTER_URL#http://}']
 EOF
-if [[ -f $DIR/env && -f $DIR/pki/admin.crt ]]; then
+if ((K8S_SD == 1)) && [[ -f $DIR/pki/admin.crt ]]; then
   # The pods of the real node (node-up.sh), found through the test apiserver, with the standard pod
   # relabelling: pod labels become series labels (champion.ml/revision -> champion_ml_revision), plus
   # namespace and pod. Kept: pods with an IP in the real node's pod CIDR (kwok pods' IPs are fake: never
