@@ -274,9 +274,13 @@ async fn real_node_a_candidate_with_real_errors_is_rolled_back() {
     assert!(t.get(&("1.1.0".into(), 500)).copied().unwrap_or(0) > 0, "the candidate answered no 500: {t:?}");
     assert!(t.get(&("1.1.0".into(), 200)).copied().unwrap_or(0) > 0, "the candidate answered no 200: {t:?}");
     assert_eq!(t.get(&("1.0.0".into(), 500)), None, "the stable version failed: {t:?}");
-    // What the analysis read is what Prometheus scraped from the candidate's pods, by the label contract.
+    // What the analysis read is what Prometheus scraped from the candidate's pods, by the label contract
+    // (over a range: the candidate's pods are gone, so an instant query sees their series as stale).
     let hash = candidate_hash.lock().unwrap().clone().expect("the candidate's revision hash was seen in status");
-    let q = format!(r#"sum(http_requests_total{{namespace="{}",champion_ml_revision="{hash}",code="500"}})"#, env.ns);
+    let q = format!(
+        r#"sum(max_over_time(http_requests_total{{namespace="{}",champion_ml_revision="{hash}",code="500"}}[10m]))"#,
+        env.ns
+    );
     let scraped = env.prometheus_value(&q).await;
     assert!(scraped.is_some_and(|v| v > 0.0), "{q} = {scraped:?}");
     until_only(&url, "1.0.0", 30).await;
