@@ -78,10 +78,12 @@ pub fn model_deployment(name: &str) -> ModelDeployment {
                     analysis: Some(BackgroundAnalysis {
                         interval: Some(Duration::new("1m")),
                         failure_limit: Some(1),
+                        max_outage: None,
                         metrics: vec![metric("error-rate", 0.01)],
                     }),
                 }),
                 progress_deadline: Some(Duration::new("15m")),
+                scale_down_delay: None,
             }),
             revision_history_limit: None,
         },

@@ -26,8 +26,9 @@ const EXPECTED_VALID: &[&str] = &[
     "retrainpolicy.yaml",
 ];
 
-/// Deliberately invalid manifests that must exist, one per kind.
-const EXPECTED_INVALID: &[&str] = &["experiment.yaml", "modeldeployment.yaml", "retrainpolicy.yaml"];
+/// Deliberately invalid manifests that must exist, at least one per kind.
+const EXPECTED_INVALID: &[&str] =
+    &["experiment.yaml", "modeldeployment-long-name.yaml", "modeldeployment.yaml", "retrainpolicy.yaml"];
 
 const API_VERSION: &str = "champion.ml/v1alpha1";
 const EXPECT_PREFIX: &str = "# expect: ";

@@ -13,6 +13,7 @@ use tower_test::mock::{Handle, SendResponse};
 use champion::api::{Experiment, RetrainPolicy};
 use champion::config::OperatorConfig;
 use champion::controller::Context;
+use champion::controller::model_deployment::Caches;
 use champion::controller::model_deployment::reconcile::reconcile as reconcile_md;
 use champion::controller::referencing::reconcile as reconcile_ref;
 use champion::fixtures;
@@ -88,6 +89,10 @@ async fn expect_deployment_get(handle: &mut MockHandle, exists: bool) {
     }
 }
 
+fn no_caches() -> Arc<Caches> {
+    Arc::new(Caches::with_objects(vec![], vec![], vec![]))
+}
+
 /// After the reconcile the context is dropped; any further call would show up here.
 async fn expect_no_more_calls(ctx: Arc<Context>, mut handle: MockHandle) {
     drop(ctx);
@@ -109,7 +114,7 @@ async fn model_deployment_invalid_spec_writes_status_once() {
         expect_event(&mut handle, "fraud", "InvalidSpec", "Warning").await;
         (status, handle)
     });
-    reconcile_md(Arc::new(md.clone()), ctx.clone()).await.unwrap();
+    reconcile_md(Arc::new(md.clone()), ctx.clone(), no_caches()).await.unwrap();
     let (status, handle) = verifier.await.unwrap();
     assert_eq!(status["phase"], "Pending");
     assert_eq!(status["observedGeneration"], 1);
@@ -119,7 +124,7 @@ async fn model_deployment_invalid_spec_writes_status_once() {
 
     // Same object with the written status: nothing to write, no Event.
     md.status = Some(serde_json::from_value(status).unwrap());
-    reconcile_md(Arc::new(md), ctx.clone()).await.unwrap();
+    reconcile_md(Arc::new(md), ctx.clone(), no_caches()).await.unwrap();
     expect_no_more_calls(ctx, handle).await;
 }
 

@@ -1,7 +1,7 @@
 //! Metric analysis: from a metric check in a spec to a verdict in a status.
 //!
 //! - [`template`] fills in a query's `{{placeholders}}` (namespace, name, variant, version, revision,
-//!   interval, window).
+//!   service, interval, window); [`candidate_vars`] gives the values that select a rollout candidate's series.
 //! - [`prometheus`] asks a Prometheus server an instant query and reads the answer as one number, or "no
 //!   data", or an error that says what to fix. Its parser is pure; its client bounds time and size.
 //! - [`verdict`] judges a measurement against a threshold range ([`verdict::judge`], pure) and runs one
@@ -18,5 +18,5 @@ pub mod template;
 pub mod verdict;
 
 pub use prometheus::{PrometheusClient, ProviderError, Sample};
-pub use template::{TemplateVars, render};
+pub use template::{TemplateVars, candidate_vars, render};
 pub use verdict::{judge, measure};

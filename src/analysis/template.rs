@@ -4,6 +4,13 @@
 //! offers is decided by its validation (`QUERY_PLACEHOLDERS`), so a query that passed validation renders as
 //! long as the caller sets every value that kind promises.
 
+use kube::ResourceExt;
+
+use crate::api::Duration;
+use crate::api::ModelDeployment;
+use crate::api::model_deployment::RevisionRef;
+use crate::resources::service;
+
 /// The values a query template may refer to; `None` means "not known here", and a template that uses it
 /// does not render.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -16,8 +23,12 @@ pub struct TemplateVars {
     pub variant: Option<String>,
     /// `{{version}}`: the model version being measured.
     pub version: Option<String>,
-    /// `{{revision}}`: the revision number being measured.
+    /// `{{revision}}`: the revision hash being measured, as in the `champion.ml/revision` label of its pods
+    /// (a pod scrape that maps pod labels makes it the series label `champion_ml_revision`).
     pub revision: Option<String>,
+    /// `{{service}}`: the name of the Service in front of the variant being measured (`<name>-candidate`
+    /// for a rollout's candidate), as mesh metrics label it (`destination_service_name` in Istio).
+    pub service: Option<String>,
     /// `{{interval}}`: the analysis interval as a Prometheus duration, e.g. `1m`.
     pub interval: Option<String>,
     /// `{{window}}`: the experiment's window so far as a Prometheus duration, e.g. `3h`.
@@ -27,7 +38,7 @@ pub struct TemplateVars {
 impl TemplateVars {
     /// The placeholder names this struct knows, in the order of its fields.
     pub const NAMES: &'static [&'static str] =
-        &["namespace", "name", "variant", "version", "revision", "interval", "window"];
+        &["namespace", "name", "variant", "version", "revision", "service", "interval", "window"];
 
     /// The value of placeholder `name`: `None` for an unknown name, `Some(None)` for a known one without
     /// a value.
@@ -38,6 +49,7 @@ impl TemplateVars {
             "variant" => &self.variant,
             "version" => &self.version,
             "revision" => &self.revision,
+            "service" => &self.service,
             "interval" => &self.interval,
             "window" => &self.window,
             _ => return None,
@@ -45,6 +57,35 @@ impl TemplateVars {
         Some(v.as_deref())
     }
 }
+
+/// The values a ModelDeployment's metric queries are filled with: they select the candidate's series.
+///
+/// `{{revision}}` is the candidate's revision hash (`None`, so the query does not render and the
+/// measurement is an error that holds the rollout, when the status has no hash yet), `{{service}}` the
+/// candidate's Service, `{{variant}}` is `candidate`, and `{{interval}}` the analysis interval (default
+/// `1m`).
+pub fn candidate_vars(
+    md: &ModelDeployment,
+    candidate: Option<&RevisionRef>,
+    interval: Option<&Duration>,
+) -> TemplateVars {
+    TemplateVars {
+        namespace: md.namespace(),
+        name: Some(md.name_any()),
+        variant: Some(CANDIDATE.into()),
+        version: candidate.map(|c| c.version.clone()),
+        revision: candidate.and_then(|c| c.hash.clone()),
+        service: Some(service::name(md, CANDIDATE)),
+        interval: Some(interval.map(ToString::to_string).unwrap_or_else(|| DEFAULT_INTERVAL.into())),
+        window: None,
+    }
+}
+
+/// The variant a rollout's analysis measures.
+const CANDIDATE: &str = "candidate";
+
+/// `{{interval}}` when the spec sets none.
+const DEFAULT_INTERVAL: &str = "1m";
 
 /// Replaces every `{{placeholder}}` (spaces inside the braces allowed) in `query` with its value.
 ///
@@ -106,6 +147,7 @@ mod tests {
             variant: Some("candidate".into()),
             version: Some("2.1.0".into()),
             revision: Some("5".into()),
+            service: Some("fraud-detector-candidate".into()),
             interval: Some("1m".into()),
             window: None,
         }
@@ -144,6 +186,34 @@ mod tests {
     }
 
     #[test]
+    fn candidate_vars_select_the_candidate_as_its_pods_and_service_are_labelled() {
+        let mut md = crate::fixtures::model_deployment("fraud");
+        md.metadata.namespace = Some("ml".into());
+        let candidate = RevisionRef { version: "2.1.0".into(), revision: 5, hash: Some("0a1b2c3d4e".into()) };
+        let v = candidate_vars(&md, Some(&candidate), Some(&Duration::new("30s")));
+        let query = r#"x{namespace="{{namespace}}",champion_ml_revision="{{revision}}",s="{{service}}",v="{{variant}}",n="{{name}}",m="{{version}}"}[{{interval}}]"#;
+        assert_eq!(
+            render(query, &v).unwrap(),
+            r#"x{namespace="ml",champion_ml_revision="0a1b2c3d4e",s="fraud-candidate",v="candidate",n="fraud",m="2.1.0"}[30s]"#
+        );
+        // The revision is the hash on the pods, never the revision number.
+        assert_eq!(v.revision.as_deref(), Some("0a1b2c3d4e"));
+        let table: &[(Option<&RevisionRef>, Option<&str>)] = &[
+            (None, None),
+            (Some(&RevisionRef { hash: None, ..candidate.clone() }), None),
+            (Some(&candidate), Some("0a1b2c3d4e")),
+        ];
+        for (c, want) in table {
+            assert_eq!(candidate_vars(&md, *c, None).revision.as_deref(), *want, "{c:?}");
+        }
+        assert_eq!(candidate_vars(&md, None, None).interval.as_deref(), Some("1m"));
+        assert!(
+            render("{{revision}}", &candidate_vars(&md, None, None)).is_err(),
+            "no hash: the query does not render"
+        );
+    }
+
+    #[test]
     fn escapes_values_for_string_literals() {
         let table = [
             ("plain", "plain"),
@@ -168,6 +238,7 @@ mod tests {
             variant: Some("a".into()),
             version: Some("a".into()),
             revision: Some("a".into()),
+            service: Some("a".into()),
             interval: Some("a".into()),
             window: Some("a".into()),
         };

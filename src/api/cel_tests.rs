@@ -45,9 +45,30 @@ fn mirror_step() -> Step {
 type MdCase = (&'static str, fn(&mut ModelDeployment), Option<&'static str>);
 
 #[test]
+fn the_name_limit_is_what_the_service_names_need() {
+    let name = "a".repeat(super::model_deployment::MAX_NAME_LEN);
+    assert_eq!(format!("{name}-candidate").len(), 63);
+    assert!(format!("{name}-mirror").len() <= 63);
+    assert_eq!(super::model_deployment::MAX_NAME_LEN, 53, "the CEL rule and its message say 53");
+}
+
+#[test]
 fn model_deployment_rules() {
     let cases: &[MdCase] = &[
         ("valid fixture", |_| {}, None),
+        (
+            "name of the longest length that fits",
+            |m| m.metadata.name = Some(format!("a{}", "b".repeat(super::model_deployment::MAX_NAME_LEN - 1))),
+            None,
+        ),
+        (
+            "name one character too long for <name>-candidate",
+            |m| m.metadata.name = Some("a".repeat(super::model_deployment::MAX_NAME_LEN + 1)),
+            Some("metadata.name must be at most 53 characters"),
+        ),
+        ("name with a dot", |m| m.metadata.name = Some("fraud.v2".into()), Some("must be a DNS-1035 label")),
+        ("name starting with a digit", |m| m.metadata.name = Some("2fraud".into()), Some("must be a DNS-1035 label")),
+        ("name with dashes and digits", |m| m.metadata.name = Some("fraud-detector-2".into()), None),
         ("version without uri", |m| m.spec.model.uri = None, Some("set either both model.version and model.uri")),
         (
             "registry beside version",

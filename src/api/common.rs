@@ -83,7 +83,9 @@ pub struct PrometheusQuery {
     #[schemars(length(min = 1, max = 63))]
     pub provider: Option<String>,
     /// The query, an instant query that must return one number. Templates: `{{namespace}}`, `{{name}}`,
-    /// `{{variant}}`, `{{version}}`, `{{revision}}`, `{{interval}}` (and `{{window}}` in experiments).
+    /// `{{variant}}`, `{{version}}`, `{{revision}}` (the revision hash, as in the pods' label
+    /// `champion.ml/revision`), `{{service}}` (the variant's Service), `{{interval}}` (and `{{window}}` in
+    /// experiments); see docs/analysis.md.
     #[schemars(length(min = 1, max = 4096))]
     pub query: String,
 }

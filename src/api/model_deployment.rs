@@ -7,6 +7,10 @@ use serde::{Deserialize, Serialize};
 use super::common::{MetricCheck, ModelRef, PodTemplate};
 use super::duration::Duration;
 
+/// The longest ModelDeployment name: `<name>-candidate` must fit in a Service name (63 characters); a CEL
+/// rule on `metadata.name` enforces it at apply.
+pub const MAX_NAME_LEN: usize = 63 - "-candidate".len();
+
 /// Serves one model behind one stable Service, and rolls every new version out progressively.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[kube(
@@ -19,6 +23,12 @@ use super::duration::Duration;
     shortname = "md",
     category = "champion",
     cel,
+    // The name goes into the Services `<name>-candidate` and `<name>-mirror` (DNS-1035 labels, at most 63
+    // characters) and into the label value `champion.ml/deployment`: see `MAX_NAME_LEN`.
+    validation = Rule::new("self.metadata.name.size() <= 53")
+        .message("metadata.name must be at most 53 characters, so that the Services <name>-candidate and <name>-mirror fit in 63"),
+    validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')")
+        .message("metadata.name must be a DNS-1035 label (lowercase letters, digits and '-', starting with a letter), as the Services named after it must be"),
     printcolumn(
         name = "Model",
         type_ = "string",
@@ -165,9 +175,24 @@ pub struct Strategy {
     /// Canary: the steps a new version goes through and the checks that guard them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary: Option<Canary>,
-    /// A rollout that makes no progress for this long is rolled back (default 15m).
+    /// A rollout that waits this long without progress, while progress is possible, is rolled back
+    /// (default 15m).
+    ///
+    /// The rule: the deadline counts only time spent waiting for something that could happen without a
+    /// person: the candidate's pods to become ready (a `setWeight` step, the end of a `mirror` step, the
+    /// full size before promotion) and data for an analysis gate that answers "no data". Its clock
+    /// (`status.waitingSince`) starts when such a wait begins and is cleared when the rollout advances.
+    /// It never runs during a `pause` step (timed or indefinite), a user's `kubectl champion pause`, the
+    /// running time of a `mirror` step, or while metrics cannot be measured (a metric outage holds the
+    /// rollout with its own clock, `status.analysis.unavailableSince`, see `analysis.maxOutage`). It
+    /// restarts from zero whenever a user acts: `promote`, `promote --full`, `resume`, `retry`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress_deadline: Option<Duration>,
+    /// How long a revision that traffic has left keeps its pods before they are scaled down (default
+    /// 30s): the old stable after a promotion, a candidate after an abort or a rollback. Traffic always
+    /// leaves first (route and Services), so in-flight requests finish on pods that are still there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_down_delay: Option<Duration>,
 }
 
 /// Canary steps and background analysis.
@@ -252,6 +277,11 @@ pub struct BackgroundAnalysis {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 100))]
     pub failure_limit: Option<i32>,
+    /// How long metrics may stay unmeasurable (provider unreachable, bad answers) before the rollout is
+    /// rolled back. Unset (the default): a metric outage holds the rollout, with the weights where they
+    /// are, until the metrics can be measured again; it is never by itself a reason to roll back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_outage: Option<Duration>,
     /// The metrics, each with its passing range.
     #[schemars(length(max = 16))]
     #[x_kube(validation = Rule::new("self.all(m, self.exists_one(n, n.name == m.name))").message("metric names must be unique"))]
@@ -339,9 +369,25 @@ pub struct AnalysisStatus {
     /// When the metrics were last measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_run: Option<Time>,
+    /// When the current analysis gate was last measured (gates are measured at most once per interval).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate_last_run: Option<Time>,
+    /// Since when the metrics cannot be measured; the rollout holds meanwhile. Unset when they can.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unavailable_since: Option<Time>,
     /// The last measurement of each metric.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub metrics: Vec<MetricResult>,
+}
+
+/// A revision waiting to be scaled down once the traffic that left it has drained.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ScaleDown {
+    /// The revision hash.
+    pub hash: String,
+    /// When its pods are scaled down.
+    pub at: Time,
 }
 
 /// A version that served as stable.
@@ -394,6 +440,14 @@ pub struct ModelDeploymentStatus {
     /// When the current step began (the position a restarted operator resumes from).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step_started_at: Option<Time>,
+    /// Since when the rollout waits for progress that is possible (pods to become ready, data for a
+    /// gate); the progress deadline counts from here. Unset when nothing such is awaited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_since: Option<Time>,
+    /// Revisions that traffic has left and that keep their pods until the given time, when they are
+    /// scaled down (see `strategy.scaleDownDelay`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scale_downs: Vec<ScaleDown>,
     /// True while the rollout is paused by `kubectl champion pause`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manual_pause: Option<bool>,

@@ -12,15 +12,19 @@ pub enum Error {
     /// A metric provider could not be queried.
     #[error("metric provider: {0}")]
     Provider(String),
+    /// A generated object could not be applied or deleted.
+    #[error("{0}")]
+    Apply(#[from] crate::controller::model_deployment::apply::ApplyError),
 }
 
 impl Error {
-    /// A short fixed label for metrics: `kube`, `serialization` or `provider`.
+    /// A short fixed label for metrics: `kube`, `serialization`, `provider` or `apply`.
     pub fn category(&self) -> &'static str {
         match self {
             Error::Kube(_) => "kube",
             Error::Serialization(_) => "serialization",
             Error::Provider(_) => "provider",
+            Error::Apply(_) => "apply",
         }
     }
 }

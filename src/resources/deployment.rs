@@ -11,6 +11,14 @@ use crate::api::ModelDeployment;
 use crate::names::{annotations, labels};
 use crate::rollout::revision::deployment_name;
 
+/// The environment variable naming the model (the ModelDeployment's name), set in every container and
+/// init container.
+pub const MODEL_NAME: &str = "MODEL_NAME";
+/// The environment variable with the model version, set in every container and init container.
+pub const MODEL_VERSION: &str = "MODEL_VERSION";
+/// The environment variable with the model URI, set in every container and init container.
+pub const MODEL_URI: &str = "MODEL_URI";
+
 /// What a revision serves.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Revision {
@@ -37,13 +45,14 @@ pub fn build(md: &ModelDeployment, rev: &Revision, replicas: i32, variant: &str)
     let tmeta = template.metadata.get_or_insert_with(Default::default);
     tmeta.labels.get_or_insert_with(BTreeMap::new).extend(pod_labels.clone());
     if let Some(spec) = template.spec.as_mut() {
-        for c in &mut spec.containers {
+        // Init containers too: storage initializers (KServe's, for one) fetch MODEL_URI before the server runs.
+        let model_env =
+            [(MODEL_NAME, md.name_any()), (MODEL_VERSION, rev.version.clone()), (MODEL_URI, rev.uri.clone())];
+        for c in spec.init_containers.iter_mut().flatten().chain(spec.containers.iter_mut()) {
             let env = c.env.get_or_insert_with(Vec::new);
-            for (name, value) in
-                [("MODEL_NAME", md.name_any()), ("MODEL_VERSION", rev.version.clone()), ("MODEL_URI", rev.uri.clone())]
-            {
-                env.retain(|e| e.name != name);
-                env.push(EnvVar { name: name.to_string(), value: Some(value), value_from: None });
+            for (name, value) in &model_env {
+                env.retain(|e| e.name != *name);
+                env.push(EnvVar { name: (*name).to_string(), value: Some(value.clone()), value_from: None });
             }
         }
     }
@@ -73,7 +82,7 @@ pub fn revision_of(d: &Deployment) -> Option<Revision> {
         .as_ref()
         .and_then(|s| s.containers.first())
         .and_then(|c| c.env.as_ref())
-        .and_then(|env| env.iter().find(|e| e.name == "MODEL_URI"))
+        .and_then(|env| env.iter().find(|e| e.name == MODEL_URI))
         .and_then(|e| e.value.clone())
         .unwrap_or_default();
     Some(Revision { hash, version, uri, template })
@@ -117,5 +126,35 @@ mod tests {
         let back = revision_of(&d).unwrap();
         assert_eq!((back.hash.as_str(), back.version.as_str(), back.uri.as_str()), ("abc1234567", "1.0.0", "s3://m/1"));
         assert_eq!(build(&md, &back, 3, "stable"), d);
+    }
+
+    #[test]
+    fn model_env_reaches_init_containers_and_reads_back() {
+        let md = fixtures::model_deployment("fraud");
+        let mut r = rev();
+        let spec = r.template.spec.as_mut().unwrap();
+        spec.init_containers = Some(vec![
+            k8s_openapi::api::core::v1::Container {
+                name: "storage-initializer".into(),
+                // a stale value from the user's template is replaced, not duplicated
+                env: Some(vec![EnvVar { name: MODEL_URI.into(), value: Some("s3://old".into()), value_from: None }]),
+                ..Default::default()
+            },
+            k8s_openapi::api::core::v1::Container { name: "warmup".into(), ..Default::default() },
+        ]);
+        let d = build(&md, &r, 1, "candidate");
+        let pod = d.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+        let all = pod.init_containers.iter().flatten().chain(pod.containers.iter());
+        for c in all {
+            let env = c.env.as_deref().unwrap_or_default();
+            for (name, want) in [(MODEL_NAME, "fraud"), (MODEL_VERSION, "1.0.0"), (MODEL_URI, "s3://m/1")] {
+                let found: Vec<_> = env.iter().filter(|e| e.name == name).collect();
+                assert_eq!(found.len(), 1, "{} has {name} once: {env:?}", c.name);
+                assert_eq!(found[0].value.as_deref(), Some(want), "{} {name}", c.name);
+            }
+        }
+        let back = revision_of(&d).unwrap();
+        assert_eq!(back.uri, "s3://m/1", "MODEL_URI reads back from the server container");
+        assert_eq!(build(&md, &back, 1, "candidate"), d, "rebuilding from the object changes nothing");
     }
 }

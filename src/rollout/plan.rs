@@ -1,6 +1,16 @@
 //! The rollout step machine: a pure function of (spec, status, observations, now) that decides the
-//! next status — which revision is stable, which is the candidate, at which step and weight — the
-//! conditions, the Events, and when to look again. The reconciler only observes and applies.
+//! next status — which revision is stable, which is the candidate, at which step and weight, which
+//! revisions wait to be scaled down — the conditions, the Events, and when to look again. The
+//! reconciler only observes and applies.
+//!
+//! Rules it keeps (each pinned by a scenario in `plan_tests.rs`):
+//! - Traffic moves only onto ready pods: a `setWeight` step keeps the weight in force until the
+//!   candidate's pods for the new weight are ready, and a candidate with no ready pod gets no weight and
+//!   no mirrored copies.
+//! - A revision that traffic leaves keeps its pods for `scaleDownDelay` (`status.scaleDowns`).
+//! - The progress deadline counts only waits that could end without a person (see
+//!   `Strategy::progress_deadline`); a metric outage holds with its own clock.
+//! - A control request is acted on, or answered with a `RequestIgnored` Event saying why not.
 
 use std::time::Duration;
 
@@ -8,11 +18,12 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::model_deployment::{
-    AnalysisStatus, BackgroundAnalysis, HistoryEntry, MetricResult, RevisionRef, Router, Step, Verdict, Weights,
+    AnalysisStatus, BackgroundAnalysis, HistoryEntry, MetricResult, RevisionRef, Router, ScaleDown, Step, Verdict,
+    Weights,
 };
 use crate::api::{DeploymentPhase, ModelDeploymentSpec, ModelDeploymentStatus};
 use crate::conditions::{Desired, Transition};
-use crate::names::conditions as cond;
+use crate::names::{conditions as cond, reasons};
 use crate::rollout::replicas;
 use crate::rollout::request::{Request, Verb};
 use crate::rollout::revision::Target;
@@ -21,6 +32,10 @@ use crate::rollout::revision::Target;
 pub const DEFAULT_PROGRESS_DEADLINE: Duration = Duration::from_secs(15 * 60);
 /// Default `strategy.canary.analysis.interval`.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+/// The shortest `strategy.canary.analysis.interval` accepted (validation refuses shorter ones).
+pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
+/// Default `strategy.scaleDownDelay`.
+pub const DEFAULT_SCALE_DOWN_DELAY: Duration = Duration::from_secs(30);
 /// Default `revisionHistoryLimit`.
 pub const DEFAULT_HISTORY_LIMIT: usize = 5;
 
@@ -37,9 +52,9 @@ pub struct Input<'a> {
     pub stable_ready: bool,
     /// Ready pods of the target revision's Deployment (0 when it does not exist yet).
     pub candidate_ready_replicas: i32,
-    /// Background analysis measurements taken in this reconcile (see [`background_due`]).
+    /// Background analysis measurements taken in this reconcile (see [`due`]).
     pub background: Option<&'a [MetricResult]>,
-    /// Gate measurements taken in this reconcile (see [`gate_due`]).
+    /// Gate measurements taken in this reconcile (see [`due`]).
     pub gate: Option<&'a [MetricResult]>,
     /// A control request not yet consumed.
     pub request: Option<&'a Request>,
@@ -54,19 +69,18 @@ pub struct Input<'a> {
 pub struct Decision {
     /// The status with the rollout fields decided (conditions are in `conditions`).
     pub status: ModelDeploymentStatus,
-    /// Ready, Progressing, Degraded and Paused.
+    /// Ready, Progressing, Degraded, Paused and WeightExact.
     pub conditions: Vec<Desired>,
     /// Transitions worth an Event.
     pub events: Vec<Transition>,
-    /// When to look again at the latest (timers: pauses, mirrors, analysis, deadlines).
+    /// When to look again at the latest (timers: pauses, mirrors, analysis, deadlines, scale-downs).
     pub requeue_after: Option<Duration>,
 }
 
 impl Decision {
     /// Whether the candidate should run pods (a rollout is under way, not rolled back).
     pub fn candidate_active(&self) -> bool {
-        self.status.candidate.is_some()
-            && matches!(self.status.phase, Some(DeploymentPhase::Progressing | DeploymentPhase::Paused))
+        rolling(&self.status)
     }
 }
 
@@ -90,15 +104,30 @@ pub fn background_analysis(spec: &ModelDeploymentSpec) -> Option<&BackgroundAnal
     spec.strategy.as_ref()?.canary.as_ref()?.analysis.as_ref()
 }
 
-fn interval(spec: &ModelDeploymentSpec) -> Duration {
+/// How often metrics are measured (background runs, and an analysis gate that has no answer yet).
+pub fn interval(spec: &ModelDeploymentSpec) -> Duration {
     background_analysis(spec)
         .and_then(|a| a.interval.as_ref())
         .and_then(|d| d.to_std().ok())
         .unwrap_or(DEFAULT_INTERVAL)
+        .max(MIN_INTERVAL)
+}
+
+/// How long a revision that traffic left keeps its pods.
+pub fn scale_down_delay(spec: &ModelDeploymentSpec) -> Duration {
+    spec.strategy
+        .as_ref()
+        .and_then(|s| s.scale_down_delay.as_ref())
+        .and_then(|d| d.to_std().ok())
+        .unwrap_or(DEFAULT_SCALE_DOWN_DELAY)
 }
 
 fn failure_limit(spec: &ModelDeploymentSpec) -> i32 {
     background_analysis(spec).and_then(|a| a.failure_limit).unwrap_or(0)
+}
+
+fn max_outage(spec: &ModelDeploymentSpec) -> Option<Duration> {
+    background_analysis(spec).and_then(|a| a.max_outage.as_ref()).and_then(|d| d.to_std().ok())
 }
 
 fn progress_deadline(spec: &ModelDeploymentSpec) -> Duration {
@@ -125,45 +154,73 @@ pub fn mirror_at(steps: &[Step], i: usize) -> i32 {
 
 /// Candidate pods needed at step `i` (after the last step: the full size, ready for promotion).
 pub fn candidate_needed(spec: &ModelDeploymentSpec, i: usize) -> i32 {
+    pods_at(spec, i, i32::MAX).candidate
+}
+
+/// The pods of stable and candidate at step `i` with `candidate_ready` candidate pods ready (see
+/// [`replicas::running`]); after the last step the candidate runs at full size.
+pub fn pods_at(spec: &ModelDeploymentSpec, i: usize, candidate_ready: i32) -> replicas::Split {
     let steps = steps(spec);
-    if i >= steps.len() {
-        return replicas(spec).max(1);
-    }
-    replicas::split(router(spec), replicas(spec), weight_at(steps, i), mirror_at(steps, i)).candidate
+    let weight = if i >= steps.len() { 100 } else { weight_at(steps, i) };
+    replicas::running(router(spec), replicas(spec), weight, mirror_at(steps, i), candidate_ready)
+}
+
+/// Whether a status describes a rollout under way (a candidate, not rolled back).
+pub fn rolling(status: &ModelDeploymentStatus) -> bool {
+    status.candidate.is_some() && matches!(status.phase, Some(DeploymentPhase::Progressing | DeploymentPhase::Paused))
 }
 
 fn is_rolling(status: &ModelDeploymentStatus, target: &Target) -> bool {
-    status.candidate.as_ref().is_some_and(|c| c.hash.as_deref() == Some(target.hash.as_str()))
-        && matches!(status.phase, Some(DeploymentPhase::Progressing | DeploymentPhase::Paused))
+    rolling(status) && status.candidate.as_ref().is_some_and(|c| c.hash.as_deref() == Some(target.hash.as_str()))
 }
 
-/// Whether background analysis should be measured now.
-pub fn background_due(
-    spec: &ModelDeploymentSpec,
-    status: &ModelDeploymentStatus,
-    target: &Target,
-    now: Timestamp,
-) -> bool {
-    if !has_background_metrics(spec) || !is_rolling(status, target) {
-        return false;
+/// Which measurements a reconcile should take before deciding.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Due<'a> {
+    /// Every background metric (each interval while a rollout is under way).
+    pub background: bool,
+    /// The metrics of the analysis gate the rollout stands at (at most once per interval).
+    pub gate: Option<&'a [String]>,
+}
+
+impl Due<'_> {
+    /// The names of the metrics to measure once for both purposes (`None`: all of them).
+    pub fn metric_names(&self) -> Option<Vec<String>> {
+        match (self.background, self.gate) {
+            (true, _) => None,
+            (false, Some(names)) => Some(names.to_vec()),
+            (false, None) => Some(Vec::new()),
+        }
     }
-    match status.analysis.as_ref().and_then(|a| a.last_run.as_ref()) {
-        None => true,
-        Some(last) => now >= add(last.0, interval(spec)),
+
+    /// Whether anything is to be measured.
+    pub fn any(&self) -> bool {
+        self.background || self.gate.is_some()
     }
 }
 
-/// The metric names an analysis gate needs measured now, if the rollout stands at one.
-pub fn gate_due<'a>(
+/// The measurements due now. None while a control request waits: requests are acted on first, without
+/// waiting for metrics, and measuring resumes on the next reconcile.
+pub fn due<'a>(
     spec: &'a ModelDeploymentSpec,
     status: &ModelDeploymentStatus,
     target: &Target,
-) -> Option<&'a [String]> {
-    if !is_rolling(status, target) || status.manual_pause == Some(true) {
-        return None;
+    request_pending: bool,
+    now: Timestamp,
+) -> Due<'a> {
+    if request_pending || !is_rolling(status, target) {
+        return Due::default();
     }
-    let i = usize::try_from(status.current_step?).ok()?;
-    steps(spec).get(i)?.analysis.as_ref().map(|a| a.metrics.as_slice())
+    let analysis = status.analysis.as_ref();
+    let elapsed = |last: Option<&Time>| last.is_none_or(|t| now >= add(t.0, interval(spec)));
+    let background = has_background_metrics(spec) && elapsed(analysis.and_then(|a| a.last_run.as_ref()));
+    let gate = (status.manual_pause != Some(true))
+        .then(|| usize::try_from(status.current_step?).ok())
+        .flatten()
+        .and_then(|i| steps(spec).get(i)?.analysis.as_ref())
+        .filter(|_| elapsed(analysis.and_then(|a| a.gate_last_run.as_ref())))
+        .map(|a| a.metrics.as_slice());
+    Due { background, gate }
 }
 
 fn add(t: Timestamp, d: Duration) -> Timestamp {
@@ -181,6 +238,12 @@ struct Machine<'a> {
     events: Vec<Transition>,
     wake: Vec<Timestamp>,
     degraded: Option<(String, String)>,
+    /// The request of this decision, until something acts on it.
+    request: Option<&'a Request>,
+    /// Why the request did nothing, when a branch knows better than the generic answer.
+    ignored: Option<String>,
+    /// Whether this decision waited on something the progress deadline counts.
+    waited: bool,
 }
 
 impl<'a> Machine<'a> {
@@ -192,12 +255,30 @@ impl<'a> Machine<'a> {
         self.input.now
     }
 
+    fn verb(&self) -> Option<&'a Verb> {
+        self.request.map(|r| &r.verb)
+    }
+
+    /// Marks the request as acted on. A user's action restarts the progress deadline.
+    fn acted(&mut self) {
+        self.request = None;
+        self.s.waiting_since = None;
+    }
+
+    fn ignore(&mut self, why: String) {
+        self.ignored.get_or_insert(why);
+    }
+
     fn step_count(&self) -> usize {
         steps(self.input.spec).len()
     }
 
     fn set_weights(&mut self, candidate: i32, mirror: i32) {
         self.s.weights = Some(Weights { stable: 100 - candidate, candidate, mirror });
+    }
+
+    fn candidate_weight(&self) -> i32 {
+        self.s.weights.as_ref().map(|w| w.candidate).unwrap_or(0)
     }
 
     fn next_revision(&self) -> i64 {
@@ -257,13 +338,15 @@ impl<'a> Machine<'a> {
             _ => format!("rolling out version {} (revision {})", t.version, revision.revision),
         };
         self.s.candidate = Some(revision);
+        self.set_weights(0, 0);
         self.restart_steps();
-        self.event(false, "RolloutStarted", message);
+        self.event(false, reasons::ROLLOUT_STARTED, message);
     }
 
     fn restart_steps(&mut self) {
         self.s.current_step = Some(0);
         self.s.step_started_at = Some(Time(self.now()));
+        self.s.waiting_since = None;
         self.s.analysis = None;
         self.s.manual_pause = None;
         self.s.phase = Some(DeploymentPhase::Progressing);
@@ -272,6 +355,7 @@ impl<'a> Machine<'a> {
     fn roll_back(&mut self, reason: &str, message: String) {
         self.s.phase = Some(DeploymentPhase::RolledBack);
         self.s.manual_pause = None;
+        self.s.waiting_since = None;
         self.set_weights(0, 0);
         self.s.message = Some(message.clone());
         self.degraded = Some((reason.to_string(), message.clone()));
@@ -280,11 +364,16 @@ impl<'a> Machine<'a> {
 
     fn promote(&mut self) {
         let Some(candidate) = self.s.candidate.take() else { return };
-        self.event(false, "Promoted", format!("version {} is now stable and serves all traffic", candidate.version));
+        self.event(
+            false,
+            reasons::PROMOTED,
+            format!("version {} is now stable and serves all traffic", candidate.version),
+        );
         self.record_stable(&candidate);
         self.s.stable = Some(candidate);
         self.s.current_step = None;
         self.s.step_started_at = None;
+        self.s.waiting_since = None;
         self.s.manual_pause = None;
         self.set_weights(0, 0);
         self.s.phase = Some(DeploymentPhase::Healthy);
@@ -294,139 +383,159 @@ impl<'a> Machine<'a> {
         let i = self.s.current_step.unwrap_or(0) + 1;
         self.s.current_step = Some(i);
         self.s.step_started_at = Some(Time(self.now()));
+        self.s.waiting_since = None;
+        if let Some(a) = self.s.analysis.as_mut() {
+            a.gate_last_run = None;
+        }
         let total = self.step_count();
         let what = steps(self.input.spec)
             .get(i as usize)
             .map(crate::cli::status::describe_step)
             .unwrap_or_else(|| "promotion".to_string());
-        self.event(false, "CanaryStepAdvanced", format!("step {}/{total}: {what}", (i as usize + 1).min(total.max(1))));
+        self.event(
+            false,
+            reasons::CANARY_STEP_ADVANCED,
+            format!("step {}/{total}: {what}", (i as usize + 1).min(total.max(1))),
+        );
+    }
+
+    /// Records a wait that counts toward the progress deadline (see `Strategy::progress_deadline`);
+    /// rolls back once it has passed. Returns `false` (the step is not done).
+    fn waiting(&mut self, why: &str) -> bool {
+        let since = self.s.waiting_since.as_ref().map(|t| t.0).unwrap_or(self.now());
+        self.s.waiting_since = Some(Time(since));
+        self.waited = true;
+        let deadline = progress_deadline(self.input.spec);
+        let at = add(since, deadline);
+        if self.now() >= at {
+            let step = self.s.current_step.unwrap_or(0) + 1;
+            self.roll_back(
+                reasons::PROGRESS_DEADLINE_EXCEEDED,
+                format!("no progress for {}s at step {step} ({why})", deadline.as_secs()),
+            );
+        } else {
+            self.s.message.get_or_insert_with(|| why.to_string());
+            self.wake.push(at);
+        }
+        false
     }
 }
 
 /// Decides the rollout. See the module docs.
 pub fn decide(input: &Input) -> Decision {
-    let mut m = Machine { input, s: input.status.clone(), events: Vec::new(), wake: Vec::new(), degraded: None };
-    let target = input.target;
-    let request = input.request.filter(|r| m.s.last_request.as_deref() != Some(r.raw.as_str()));
+    let request = input.request.filter(|r| input.status.last_request.as_deref() != Some(r.raw.as_str()));
+    let mut m = Machine {
+        input,
+        s: input.status.clone(),
+        events: Vec::new(),
+        wake: Vec::new(),
+        degraded: None,
+        request,
+        ignored: None,
+        waited: false,
+    };
     if let Some(r) = request {
         m.s.last_request = Some(r.raw.clone());
     }
     m.s.message = None;
+    decide_rollout(&mut m);
+    finish(m)
+}
 
+fn decide_rollout(m: &mut Machine) {
+    let input = m.input;
+    let target = input.target;
     if m.s.stable.is_none() {
         // The first version goes straight to 100%.
         let r = RevisionRef { version: target.version.clone(), revision: 1, hash: Some(target.hash.clone()) };
         m.record_stable(&r);
-        m.event(false, "Deployed", format!("serving version {} (revision 1)", r.version));
+        m.event(false, reasons::DEPLOYED, format!("serving version {} (revision 1)", r.version));
         m.s.stable = Some(r);
         m.s.candidate = None;
         m.set_weights(0, 0);
         m.s.phase = Some(DeploymentPhase::Progressing);
-        return finish(m);
+        return;
     }
 
-    if let Some(Verb::Rollback(version)) = request.map(|r| &r.verb) {
-        rollback_to_history(&mut m, version.as_deref());
-        return finish(m);
+    if let Some(Verb::Rollback(version)) = m.verb() {
+        m.acted();
+        rollback_to_history(m, version.as_deref());
+        return;
     }
 
     let stable_hash = m.s.stable.as_ref().and_then(|s| s.hash.clone());
     if stable_hash.as_deref() == Some(target.hash.as_str()) {
-        let was_rolling = matches!(m.s.phase, Some(DeploymentPhase::Progressing | DeploymentPhase::Paused));
+        let was_rolling = rolling(&m.s);
         if let Some(c) = m.s.candidate.take().filter(|_| was_rolling) {
             m.event(
                 false,
-                "RolloutCancelled",
+                reasons::ROLLOUT_CANCELLED,
                 format!("the spec is back on the stable version; candidate {} is stopped", c.version),
             );
         }
         m.s.current_step = None;
         m.s.step_started_at = None;
+        m.s.waiting_since = None;
         m.s.manual_pause = None;
         m.set_weights(0, 0);
         m.s.phase = Some(DeploymentPhase::Healthy);
-        return finish(m);
+        return;
     }
 
     let same_candidate = m.s.candidate.as_ref().and_then(|c| c.hash.as_deref()) == Some(target.hash.as_str());
     if !same_candidate {
         m.start_candidate();
     } else if m.s.phase == Some(DeploymentPhase::RolledBack) {
-        if matches!(request.map(|r| &r.verb), Some(Verb::Retry)) {
+        let v = target.version.clone();
+        if matches!(m.verb(), Some(Verb::Retry)) {
+            m.acted();
             m.restart_steps();
-            let v = target.version.clone();
-            m.event(false, "RolloutRetried", format!("retrying version {v} from the first step"));
+            m.event(false, reasons::ROLLOUT_RETRIED, format!("retrying version {v} from the first step"));
         } else {
             m.set_weights(0, 0);
-            let v = target.version.clone();
             m.s.message =
                 Some(format!("version {v} was rolled back; `kubectl champion retry` or a new version starts again"));
+            m.ignore(format!("version {v} was rolled back; only retry, rollback or a new version act now"));
             // Keep saying why it was rolled back.
             let why = crate::conditions::find(&input.status.conditions, cond::DEGRADED)
                 .filter(|c| c.status == "True")
                 .map(|c| (c.reason.clone(), c.message.clone()));
-            m.degraded = Some(why.unwrap_or_else(|| ("RolledBack".into(), format!("version {v} was rolled back"))));
-            return finish(m);
+            m.degraded =
+                Some(why.unwrap_or_else(|| (reasons::ROLLED_BACK.into(), format!("version {v} was rolled back"))));
+            return;
         }
     }
 
-    match request.map(|r| &r.verb) {
+    match m.verb() {
         Some(Verb::Abort) => {
+            m.acted();
             let v = target.version.clone();
-            m.roll_back("Aborted", format!("rollout of version {v} aborted by request"));
-            return finish(m);
+            m.roll_back(reasons::ABORTED, format!("rollout of version {v} aborted by request"));
+            return;
         }
         Some(Verb::PromoteFull) => {
+            m.acted();
             m.s.current_step = Some(m.step_count() as i32);
-            m.event(false, "PromotedByRequest", "remaining steps skipped by request".into());
+            m.s.manual_pause = None;
+            m.event(false, reasons::PROMOTED_BY_REQUEST, "remaining steps skipped by request".into());
         }
-        Some(Verb::Pause) => m.s.manual_pause = Some(true),
-        Some(Verb::Resume) => m.s.manual_pause = None,
+        Some(Verb::Pause) if m.s.manual_pause == Some(true) => m.ignore("the rollout is already paused".into()),
+        Some(Verb::Pause) => {
+            m.acted();
+            m.s.manual_pause = Some(true);
+        }
+        Some(Verb::Resume) if m.s.manual_pause == Some(true) => {
+            m.acted();
+            m.s.manual_pause = None;
+        }
+        Some(Verb::Resume) => m.ignore("the rollout is not paused by request".into()),
+        Some(Verb::Retry) => m.ignore(format!("version {} is rolling out, not rolled back", target.version)),
         _ => {}
     }
 
-    // Background analysis: counts failed runs; errors hold the rollout without counting.
-    if let Some(results) = input.background {
-        let a = m.s.analysis.get_or_insert_with(AnalysisStatus::default);
-        a.last_run = Some(Time(input.now));
-        a.metrics = results.to_vec();
-        let failed: Vec<&MetricResult> = results.iter().filter(|r| r.verdict == Verdict::Fail).collect();
-        if !failed.is_empty() {
-            a.failures += 1;
-            let failures = a.failures;
-            let detail = failed
-                .iter()
-                .map(|r| format!("{}: {}", r.name, r.message.clone().unwrap_or_else(|| "out of range".into())))
-                .collect::<Vec<_>>()
-                .join("; ");
-            if failures > failure_limit(input.spec) {
-                m.roll_back(
-                    "AnalysisFailed",
-                    format!("background analysis failed ({detail}); {failures} failed run(s)"),
-                );
-                return finish(m);
-            }
-            m.event(true, "AnalysisRunFailed", format!("{detail}; {failures} failed run(s) so far"));
-        }
-    }
-    let errors: Vec<String> =
-        m.s.analysis
-            .iter()
-            .flat_map(|a| a.metrics.iter())
-            .chain(input.gate.unwrap_or_default())
-            .filter(|r| r.verdict == Verdict::Error)
-            .map(|r| format!("{}: {}", r.name, r.message.clone().unwrap_or_default()))
-            .collect();
-    let analysis_blocked = !errors.is_empty();
-    if analysis_blocked {
-        let message = format!("metrics cannot be measured, the rollout holds: {}", errors.join("; "));
-        let was_blocked = crate::conditions::find(&input.status.conditions, cond::DEGRADED)
-            .is_some_and(|c| c.status == "True" && c.reason == "MetricUnavailable");
-        if !was_blocked {
-            m.event(true, "MetricUnavailable", message.clone());
-        }
-        m.degraded = Some(("MetricUnavailable".into(), message.clone()));
-        m.s.message = Some(message);
+    let blocked = analyse(m);
+    if m.s.phase == Some(DeploymentPhase::RolledBack) {
+        return;
     }
     if has_background_metrics(input.spec) {
         let last = m.s.analysis.as_ref().and_then(|a| a.last_run.as_ref()).map(|t| t.0).unwrap_or(input.now);
@@ -436,54 +545,138 @@ pub fn decide(input: &Input) -> Decision {
     if m.s.manual_pause == Some(true) {
         m.s.phase = Some(DeploymentPhase::Paused);
         m.s.message = Some("paused by request; `kubectl champion resume` continues".into());
-        hold_weights(&mut m);
-        return finish(m);
+        if matches!(m.verb(), Some(Verb::Promote)) {
+            m.ignore("the rollout is paused by request; `kubectl champion resume` first".into());
+        }
+        return;
     }
-
-    step(&mut m, request, analysis_blocked);
-    finish(m)
+    step(m, blocked);
 }
 
-fn hold_weights(m: &mut Machine) {
-    let i = m.s.current_step.unwrap_or(0) as usize;
-    let steps = steps(m.input.spec);
-    m.set_weights(weight_at(steps, i.min(steps.len().saturating_sub(1))).min(100), mirror_at(steps, i));
+/// Takes in this reconcile's measurements: counts background failures (rolling back past the limit),
+/// keeps the last result of every metric, and holds while any cannot be measured. Returns whether
+/// analysis holds the rollout.
+fn analyse(m: &mut Machine) -> bool {
+    let input = m.input;
+    let now = input.now;
+    if let Some(results) = input.background {
+        let a = m.s.analysis.get_or_insert_with(AnalysisStatus::default);
+        a.last_run = Some(Time(now));
+        a.metrics = results.to_vec();
+        let failed: Vec<&MetricResult> = results.iter().filter(|r| r.verdict == Verdict::Fail).collect();
+        if !failed.is_empty() {
+            a.failures += 1;
+            let failures = a.failures;
+            let detail = describe(&failed);
+            if failures > failure_limit(input.spec) {
+                m.roll_back(
+                    reasons::ANALYSIS_FAILED,
+                    format!("background analysis failed ({detail}); {failures} failed run(s)"),
+                );
+                return true;
+            }
+            m.event(true, reasons::ANALYSIS_RUN_FAILED, format!("{detail}; {failures} failed run(s) so far"));
+        }
+    }
+    if let Some(results) = input.gate {
+        let a = m.s.analysis.get_or_insert_with(AnalysisStatus::default);
+        a.gate_last_run = Some(Time(now));
+        for r in results {
+            match a.metrics.iter_mut().find(|x| x.name == r.name) {
+                Some(x) => *x = r.clone(),
+                None => a.metrics.push(r.clone()),
+            }
+        }
+    }
+    let errors: Vec<&MetricResult> =
+        m.s.analysis.iter().flat_map(|a| a.metrics.iter()).filter(|r| r.verdict == Verdict::Error).collect();
+    if errors.is_empty() {
+        if let Some(a) = m.s.analysis.as_mut() {
+            a.unavailable_since = None;
+        }
+        return false;
+    }
+    let detail = join_semi(errors.iter().map(|r| format!("{}: {}", r.name, r.message.clone().unwrap_or_default())));
+    let a = m.s.analysis.get_or_insert_with(AnalysisStatus::default);
+    let since = a.unavailable_since.get_or_insert(Time(now)).0;
+    if let Some(limit) = max_outage(input.spec) {
+        let at = add(since, limit);
+        if now >= at {
+            m.roll_back(
+                reasons::METRIC_OUTAGE,
+                format!("metrics could not be measured for {}s (analysis.maxOutage): {detail}", limit.as_secs()),
+            );
+            return true;
+        }
+        m.wake.push(at);
+    }
+    let message = format!("metrics cannot be measured since {since}, the rollout holds: {detail}");
+    let was_blocked = crate::conditions::find(&input.status.conditions, cond::DEGRADED)
+        .is_some_and(|c| c.status == "True" && c.reason == reasons::METRIC_UNAVAILABLE);
+    if !was_blocked {
+        m.event(true, reasons::METRIC_UNAVAILABLE, message.clone());
+    }
+    m.degraded = Some((reasons::METRIC_UNAVAILABLE.into(), message.clone()));
+    m.s.message = Some(message);
+    true
+}
+
+/// "name: why; name: why" for failed measurements.
+fn describe(failed: &[&MetricResult]) -> String {
+    join_semi(
+        failed.iter().map(|r| format!("{}: {}", r.name, r.message.clone().unwrap_or_else(|| "out of range".into()))),
+    )
+}
+
+/// Joins sentences with "; ".
+fn join_semi(parts: impl Iterator<Item = String>) -> String {
+    parts.collect::<Vec<_>>().join("; ")
 }
 
 /// Runs the current step: completes it (advancing one step per decision) or waits.
-fn step(m: &mut Machine, request: Option<&Request>, analysis_blocked: bool) {
+fn step(m: &mut Machine, analysis_blocked: bool) {
     let input = m.input;
     let all = steps(input.spec);
     let i = m.s.current_step.unwrap_or(0).max(0) as usize;
     let started = m.s.step_started_at.as_ref().map(|t| t.0).unwrap_or(input.now);
     let ready = input.candidate_ready_replicas >= candidate_needed(input.spec, i);
-    let promote_one = matches!(request.map(|r| &r.verb), Some(Verb::Promote));
     m.s.phase = Some(DeploymentPhase::Progressing);
     m.s.step = Some(format!("{}/{}", (i + 1).min(all.len().max(1)), all.len()));
 
     if i >= all.len() {
-        // All steps done: promote once the candidate runs at full size.
-        let last = weight_at(all, all.len());
-        m.set_weights(if all.is_empty() { 0 } else { last }, 0);
+        // All steps done: promote once the candidate runs at full size; the weight stays where it is.
+        if matches!(m.verb(), Some(Verb::Promote)) {
+            m.ignore("all steps are done; the candidate is promoted as soon as its pods are ready".into());
+        }
         if ready {
             m.promote();
             m.s.step = None;
         } else {
-            waiting(m, started, "waiting for the candidate's pods at full size before promotion");
+            m.waiting("waiting for the candidate's pods at full size before promotion");
         }
         return;
     }
 
     let current = &all[i];
-    m.set_weights(weight_at(all, i), mirror_at(all, i));
-    let done = if promote_one {
+    let done = if matches!(m.verb(), Some(Verb::Promote)) {
+        m.acted();
+        m.set_weights(weight_at(all, i).max(m.candidate_weight()), mirror_at(all, i));
         true
     } else if analysis_blocked {
-        waiting(m, started, "holding while metrics cannot be measured");
+        // Weights stay as they are: stable keeps its traffic and nothing more shifts.
         false
-    } else if current.set_weight.is_some() {
-        ready || waiting(m, started, "waiting for the candidate's pods to be ready")
+    } else if let Some(w) = current.set_weight {
+        if ready {
+            m.set_weights(w, 0);
+            true
+        } else {
+            // The weight in force stays until the pods for the new one are ready.
+            let held = m.candidate_weight();
+            m.set_weights(held, 0);
+            m.waiting("waiting for the candidate's pods to be ready")
+        }
     } else if let Some(p) = &current.pause {
+        m.set_weights(weight_at(all, i), 0);
         m.s.phase = Some(DeploymentPhase::Paused);
         match p.duration.as_ref().and_then(|d| d.to_std().ok()) {
             Some(d) => {
@@ -503,64 +696,51 @@ fn step(m: &mut Machine, request: Option<&Request>, analysis_blocked: bool) {
             }
         }
     } else if let Some(mirror) = &current.mirror {
+        m.set_weights(weight_at(all, i), mirror.percent);
         let end = add(started, mirror.duration.to_std().unwrap_or_default());
         if input.now < end {
             m.s.message = Some(format!("mirroring {}% of requests to the candidate", mirror.percent));
             m.wake.push(end);
             false
         } else {
-            ready || waiting(m, end, "waiting for the candidate's pods to be ready")
+            ready || m.waiting("waiting for the candidate's pods to be ready")
         }
     } else if current.analysis.is_some() {
-        match input.gate {
-            Some(results) if results.iter().any(|r| r.verdict == Verdict::Fail) => {
-                let detail = results
-                    .iter()
-                    .filter(|r| r.verdict == Verdict::Fail)
-                    .map(|r| format!("{}: {}", r.name, r.message.clone().unwrap_or_else(|| "out of range".into())))
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                m.s.analysis.get_or_insert_with(AnalysisStatus::default).metrics = results.to_vec();
-                m.roll_back("AnalysisFailed", format!("analysis gate at step {} failed ({detail})", i + 1));
-                return;
-            }
-            Some(results) if !results.is_empty() && results.iter().all(|r| r.verdict == Verdict::Pass) => true,
-            _ => {
-                m.wake.push(add(input.now, interval(input.spec)));
-                waiting(m, started, "waiting for the analysis gate's metrics")
-            }
-        }
+        m.set_weights(weight_at(all, i), 0);
+        gate(m, i)
     } else {
         true
     };
-    if done {
+    if done && m.s.phase != Some(DeploymentPhase::RolledBack) {
         m.advance();
         let next = m.s.current_step.unwrap_or(0) as usize;
         m.s.step = Some(format!("{}/{}", (next + 1).min(all.len()), all.len()));
-        if next < all.len() {
-            m.set_weights(weight_at(all, next), mirror_at(all, next));
-        }
+        let held = m.candidate_weight();
+        m.set_weights(held, mirror_at(all, next));
+        m.s.phase = Some(DeploymentPhase::Progressing);
         // Look again at once: the next step may complete without waiting.
         m.wake.push(input.now);
     }
 }
 
-/// Records a wait that counts toward the progress deadline; rolls back once it has passed.
-/// Returns `false` (the step is not done).
-fn waiting(m: &mut Machine, since: Timestamp, why: &str) -> bool {
-    let deadline = progress_deadline(m.input.spec);
-    let at = add(since, deadline);
-    if m.input.now >= at {
-        let step = m.s.current_step.unwrap_or(0) + 1;
-        m.roll_back(
-            "ProgressDeadlineExceeded",
-            format!("no progress for {}s at step {step} ({why})", deadline.as_secs()),
-        );
-    } else {
-        m.s.message.get_or_insert_with(|| why.to_string());
-        m.wake.push(at);
+/// An analysis gate at step `i`: passes when every named metric passed in this reconcile's
+/// measurement, rolls back when one failed, and otherwise waits (measured again after an interval).
+fn gate(m: &mut Machine, i: usize) -> bool {
+    let input = m.input;
+    if let Some(results) = input.gate {
+        let failed: Vec<&MetricResult> = results.iter().filter(|r| r.verdict == Verdict::Fail).collect();
+        if !failed.is_empty() {
+            let detail = describe(&failed);
+            m.roll_back(reasons::ANALYSIS_FAILED, format!("analysis gate at step {} failed ({detail})", i + 1));
+            return false;
+        }
+        if !results.is_empty() && results.iter().all(|r| r.verdict == Verdict::Pass) {
+            return true;
+        }
     }
-    false
+    let last = m.s.analysis.as_ref().and_then(|a| a.gate_last_run.as_ref()).map(|t| t.0);
+    m.wake.push(last.map(|t| add(t, interval(input.spec))).unwrap_or(input.now));
+    m.waiting("waiting for the analysis gate's metrics")
 }
 
 fn rollback_to_history(m: &mut Machine, version: Option<&str>) {
@@ -568,15 +748,17 @@ fn rollback_to_history(m: &mut Machine, version: Option<&str>) {
     let found = m.s.history.iter().find(|h| h.hash != stable_hash && version.is_none_or(|v| v == h.version)).cloned();
     let Some(entry) = found else {
         let what = version.map(|v| format!("version {v}")).unwrap_or_else(|| "a previous version".into());
-        m.event(true, "RollbackRefused", format!("{what} is not in the history of this ModelDeployment"));
-        m.degraded = Some(("RollbackRefused".into(), format!("{what} is not in the history")));
-        hold_weights(m);
+        m.event(true, reasons::ROLLBACK_REFUSED, format!("{what} is not in the history of this ModelDeployment"));
+        m.degraded = Some((reasons::ROLLBACK_REFUSED.into(), format!("{what} is not in the history")));
         return;
     };
     if !entry.hash.as_ref().is_some_and(|h| m.input.retained.contains(h)) {
-        m.event(true, "RollbackRefused", format!("the Deployment of version {} no longer exists", entry.version));
-        m.degraded = Some(("RollbackRefused".into(), format!("revision {} is gone", entry.revision)));
-        hold_weights(m);
+        m.event(
+            true,
+            reasons::ROLLBACK_REFUSED,
+            format!("the Deployment of version {} no longer exists", entry.version),
+        );
+        m.degraded = Some((reasons::ROLLBACK_REFUSED.into(), format!("revision {} is gone", entry.revision)));
         return;
     }
     let to = RevisionRef { version: entry.version.clone(), revision: entry.revision, hash: entry.hash.clone() };
@@ -585,6 +767,7 @@ fn rollback_to_history(m: &mut Machine, version: Option<&str>) {
     m.s.stable = Some(to);
     m.s.current_step = None;
     m.s.step_started_at = None;
+    m.s.waiting_since = None;
     m.s.manual_pause = None;
     m.set_weights(0, 0);
     if entry.hash.as_deref() == Some(target.hash.as_str()) {
@@ -602,7 +785,76 @@ fn rollback_to_history(m: &mut Machine, version: Option<&str>) {
             entry.version, target.version
         ));
     }
-    m.event(true, "RolledBack", format!("rolled back to version {} by request, without steps", entry.version));
+    m.event(true, reasons::ROLLED_BACK, format!("rolled back to version {} by request, without steps", entry.version));
+}
+
+/// The revisions that receive traffic (or copies of it) under a status.
+fn serving(s: &ModelDeploymentStatus) -> Vec<String> {
+    let mut out: Vec<String> = s.stable.iter().filter_map(|r| r.hash.clone()).collect();
+    if rolling(s) {
+        out.extend(s.candidate.iter().filter_map(|r| r.hash.clone()));
+    }
+    out
+}
+
+/// Revisions that traffic left in this decision keep their pods for `scaleDownDelay`; entries whose
+/// time has come, or whose revision serves again, are dropped.
+fn schedule_scale_downs(m: &mut Machine) {
+    let now = m.now();
+    let before = serving(m.input.status);
+    let after = serving(&m.s);
+    m.s.scale_downs.retain(|d| d.at.0 > now && !after.contains(&d.hash));
+    let at = add(now, scale_down_delay(m.input.spec));
+    for hash in before.into_iter().filter(|h| !after.contains(h)) {
+        if at > now && !m.s.scale_downs.iter().any(|d| d.hash == hash) {
+            m.s.scale_downs.push(ScaleDown { hash, at: Time(at) });
+        }
+    }
+    let next = m.s.scale_downs.iter().map(|d| d.at.0).min();
+    m.wake.extend(next);
+}
+
+/// The split actually in force: no weight and no copies for a candidate without a ready pod, and under
+/// the `replicas` router the ratio of the pods that serve. Returns the WeightExact condition.
+fn effective_weights(m: &mut Machine) -> Desired {
+    let input = m.input;
+    let exact =
+        Desired::new(cond::WEIGHT_EXACT, true, reasons::EXACT, "the traffic split is the one the steps ask for");
+    if !rolling(&m.s) {
+        return exact;
+    }
+    let mut w = m.s.weights.clone().unwrap_or_default();
+    if input.candidate_ready_replicas <= 0 {
+        w = Weights { stable: 100, candidate: 0, mirror: 0 };
+    }
+    if router(input.spec) != Router::Replicas {
+        m.s.weights = Some(w);
+        return exact;
+    }
+    let all = steps(input.spec);
+    let i = m.s.current_step.unwrap_or(0).max(0) as usize;
+    let n = replicas(input.spec);
+    let pods = pods_at(input.spec, i, input.candidate_ready_replicas);
+    let serving = input.candidate_ready_replicas.clamp(0, pods.candidate);
+    let effective = replicas::effective_weight(replicas::Split { stable: pods.stable, candidate: serving });
+    m.s.weights = Some(Weights { stable: 100 - effective, candidate: effective, mirror: 0 });
+    let requested = weight_at(all, i);
+    let possible = replicas::split(Router::Replicas, n, requested, 0);
+    let achievable = replicas::effective_weight(possible);
+    if i < all.len() && achievable != requested {
+        return Desired::new(
+            cond::WEIGHT_EXACT,
+            false,
+            reasons::REPLICAS_TOO_FEW,
+            format!(
+                "setWeight {requested} cannot be met by the replicas router with {n} replicas: {} of {} pods \
+                 ({achievable}%) serve the candidate; use more replicas or a traffic router (gatewayAPI, istio)",
+                possible.candidate,
+                possible.candidate + possible.stable
+            ),
+        );
+    }
+    exact
 }
 
 fn finish(mut m: Machine) -> Decision {
@@ -622,15 +874,28 @@ fn finish(mut m: Machine) -> Decision {
     if m.s.candidate.is_none() || m.s.phase == Some(DeploymentPhase::RolledBack) {
         m.s.step = m.s.candidate.as_ref().and(m.s.step.clone());
     }
+    if !m.waited {
+        m.s.waiting_since = None;
+    }
+    let weight_exact = effective_weights(&mut m);
+    schedule_scale_downs(&mut m);
+    if let Some(r) = m.request {
+        let why = m.ignored.take().unwrap_or_else(|| match m.s.phase.unwrap_or_default() {
+            DeploymentPhase::Healthy => "no rollout is under way".to_string(),
+            p => format!("it does not apply while the ModelDeployment is {p:?}"),
+        });
+        m.event(true, reasons::REQUEST_IGNORED, format!("request {} did nothing: {why}", r.raw));
+    }
+
     let phase = m.s.phase.unwrap_or_default();
     let stable_version = m.s.stable.as_ref().map(|s| s.version.clone()).unwrap_or_default();
     let mut conditions = vec![if m.input.stable_ready {
-        Desired::new(cond::READY, true, "Serving", format!("version {stable_version} is serving"))
+        Desired::new(cond::READY, true, reasons::SERVING, format!("version {stable_version} is serving"))
     } else {
         Desired::new(
             cond::READY,
             false,
-            "PodsNotReady",
+            reasons::PODS_NOT_READY,
             format!("version {stable_version} has pods that are not ready"),
         )
     }];
@@ -639,29 +904,30 @@ fn finish(mut m: Machine) -> Decision {
         DeploymentPhase::Progressing | DeploymentPhase::Paused if m.s.candidate.is_some() => Desired::new(
             cond::PROGRESSING,
             true,
-            "RolloutInProgress",
+            reasons::ROLLOUT_IN_PROGRESS,
             format!("rolling out version {candidate}, step {}", m.s.step.clone().unwrap_or_default()),
         ),
-        DeploymentPhase::Progressing => Desired::new(cond::PROGRESSING, true, "Deploying", "waiting for pods"),
+        DeploymentPhase::Progressing => Desired::new(cond::PROGRESSING, true, reasons::DEPLOYING, "waiting for pods"),
         DeploymentPhase::RolledBack => {
-            Desired::new(cond::PROGRESSING, false, "RolledBack", m.s.message.clone().unwrap_or_default())
+            Desired::new(cond::PROGRESSING, false, reasons::ROLLED_BACK, m.s.message.clone().unwrap_or_default())
         }
         _ => Desired::new(
             cond::PROGRESSING,
             false,
-            "RolloutComplete",
+            reasons::ROLLOUT_COMPLETE,
             format!("version {stable_version} serves all traffic"),
         ),
     });
     conditions.push(match &m.degraded {
         Some((reason, message)) => Desired::new(cond::DEGRADED, true, reason, message.clone()),
-        None => Desired::new(cond::DEGRADED, false, "AsExpected", "no problem observed"),
+        None => Desired::new(cond::DEGRADED, false, reasons::AS_EXPECTED, "no problem observed"),
     });
     conditions.push(if phase == DeploymentPhase::Paused {
-        Desired::new(cond::PAUSED, true, "Paused", m.s.message.clone().unwrap_or_default())
+        Desired::new(cond::PAUSED, true, reasons::PAUSED, m.s.message.clone().unwrap_or_default())
     } else {
-        Desired::new(cond::PAUSED, false, "NotPaused", "not paused")
+        Desired::new(cond::PAUSED, false, reasons::NOT_PAUSED, "not paused")
     });
+    conditions.push(weight_exact);
     if m.s.message.is_none() {
         m.s.message = Some(match phase {
             DeploymentPhase::Healthy => format!("version {stable_version} serves all traffic"),

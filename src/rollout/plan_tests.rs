@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::api::ModelDeployment;
+use crate::api::model_deployment::Traffic;
 use crate::fixtures;
 use crate::rollout::revision;
 
@@ -25,10 +26,17 @@ struct Sim {
 }
 
 impl Sim {
-    /// Starts with version 1.0.0 already stable.
+    /// Starts with version 1.0.0 already stable, behind the Gateway API router (exact weights).
     fn new() -> Self {
+        let mut md = fixtures::model_deployment("fraud");
+        md.spec.traffic = Some(Traffic { router: Some(Router::GatewayApi), ..Traffic::default() });
+        Self::with(md)
+    }
+
+    /// Starts with version 1.0.0 of `md` already stable.
+    fn with(md: ModelDeployment) -> Self {
         let mut sim = Sim {
-            md: fixtures::model_deployment("fraud"),
+            md,
             status: ModelDeploymentStatus::default(),
             now: 0,
             stable_ready: true,
@@ -89,6 +97,37 @@ impl Sim {
         self.decide_with(None, None, Some(r))
     }
 
+    /// Takes the measurements `plan::due` asks for, from `results`, then decides.
+    fn measure(&mut self, results: &[MetricResult]) -> Decision {
+        let target = self.target();
+        let due = due(&self.md.spec, &self.status, &target, false, ts(self.now));
+        let background = due.background.then(|| results.to_vec());
+        let gate = due.gate.map(|names| results.iter().filter(|r| names.contains(&r.name)).cloned().collect());
+        self.decide_with(background, gate, None)
+    }
+
+    /// Keeps the conditions decided last, as the reconciler writes them.
+    fn keep_conditions(&mut self) {
+        self.status.conditions =
+            crate::conditions::merge(&[], &self.last.as_ref().unwrap().conditions, Some(1), &Time(ts(self.now)));
+    }
+
+    fn canary(&mut self) -> &mut crate::api::model_deployment::Canary {
+        self.md.spec.strategy.as_mut().unwrap().canary.as_mut().unwrap()
+    }
+
+    fn message(&self) -> String {
+        self.status.message.clone().unwrap_or_default()
+    }
+
+    fn event_messages(&self) -> Vec<String> {
+        self.last.as_ref().unwrap().events.iter().map(|e| e.message.clone()).collect()
+    }
+
+    fn scale_downs(&self) -> Vec<(String, i64)> {
+        self.status.scale_downs.iter().map(|d| (d.hash.clone(), d.at.0.as_second() - ts(0).as_second())).collect()
+    }
+
     fn phase(&self) -> DeploymentPhase {
         self.status.phase.unwrap()
     }
@@ -111,6 +150,14 @@ impl Sim {
     }
 }
 
+fn pass(name: &str) -> MetricResult {
+    result(name, Verdict::Pass, Some(0.001))
+}
+
+fn error(name: &str, why: &str) -> MetricResult {
+    MetricResult { message: Some(why.into()), ..result(name, Verdict::Error, None) }
+}
+
 #[test]
 fn first_version_goes_straight_to_full_traffic() {
     let mut sim = Sim::new();
@@ -129,20 +176,21 @@ fn first_version_goes_straight_to_full_traffic() {
 #[test]
 fn happy_path_walks_every_step_and_promotes() {
     let mut sim = Sim::new();
+    let old = sim.status.stable.clone().unwrap().hash.unwrap();
     sim.ship("1.1.0");
-    // (time, candidate ready pods, gate results, expected step, weights, phase, events)
     let d = sim.at(10).tick();
     assert_eq!(sim.reasons(), ["RolloutStarted"]);
-    assert_eq!((sim.step(), sim.weights(), sim.phase()), (Some(0), (90, 10, 0), DeploymentPhase::Progressing));
     assert_eq!(sim.status.candidate.as_ref().unwrap().revision, 2);
     assert!(d.candidate_active());
-    // Pods not ready yet: still at step 0.
+    // Pods not ready yet: still at step 0, and no traffic moves onto a candidate without ready pods.
     sim.at(20).tick();
-    assert_eq!(sim.step(), Some(0));
+    assert_eq!((sim.step(), sim.weights(), sim.phase()), (Some(0), (100, 0, 0), DeploymentPhase::Progressing));
+    assert_eq!(sim.status.waiting_since, Some(Time(ts(10))), "the deadline counts from the start of the wait");
     sim.candidate_ready = 1;
     sim.at(30).tick();
     assert_eq!(sim.reasons(), ["CanaryStepAdvanced"]);
     assert_eq!((sim.step(), sim.weights()), (Some(1), (90, 10, 0)));
+    assert_eq!(sim.status.waiting_since, None);
     // Timed pause of 1m.
     sim.at(60).tick();
     assert_eq!((sim.step(), sim.phase()), (Some(1), DeploymentPhase::Paused));
@@ -151,26 +199,35 @@ fn happy_path_walks_every_step_and_promotes() {
     assert_eq!(d.requeue_after, Some(Duration::from_secs(1)));
     sim.at(90).tick();
     assert_eq!(sim.step(), Some(2), "pause of 1m ends at 30+60");
-    // Analysis gate.
-    assert_eq!(gate_due(&sim.md.spec, &sim.status, &sim.target()).unwrap(), ["error-rate"]);
-    sim.at(91).decide_with(None, Some(vec![result("error-rate", Verdict::Inconclusive, None)]), None);
+    // Analysis gate: measured at once, then at most once per interval.
+    assert_eq!(due(&sim.md.spec, &sim.status, &sim.target(), false, ts(91)).gate.unwrap(), ["error-rate"]);
+    sim.at(91).measure(&[result("error-rate", Verdict::Inconclusive, None)]);
     assert_eq!(sim.step(), Some(2), "inconclusive gates wait");
-    sim.at(92).decide_with(None, Some(vec![result("error-rate", Verdict::Pass, Some(0.001))]), None);
+    assert_eq!(due(&sim.md.spec, &sim.status, &sim.target(), false, ts(120)).gate, None, "not before an interval");
+    sim.at(120).measure(&[pass("error-rate")]);
+    assert_eq!(sim.step(), Some(2), "a pass that was not measured does not count");
+    sim.at(151).measure(&[pass("error-rate")]);
     assert_eq!(sim.step(), Some(3));
-    // setWeight 50 needs 1 of 2 pods (replicas router, 2 replicas): already ready.
-    assert_eq!(sim.weights(), (50, 50, 0));
-    sim.at(93).tick();
-    assert_eq!(sim.step(), Some(4));
+    // setWeight 50 needs 1 of 2 pods: already ready.
+    sim.at(152).tick();
+    assert_eq!((sim.step(), sim.weights()), (Some(4), (50, 50, 0)));
     // After the last step: full size before promotion.
-    sim.at(94).tick();
+    sim.at(153).tick();
     assert_eq!(sim.phase(), DeploymentPhase::Progressing);
     sim.candidate_ready = 2;
-    sim.at(95).tick();
+    let d = sim.at(154).tick();
     assert_eq!(sim.reasons(), ["Promoted"]);
     assert_eq!((sim.phase(), sim.weights()), (DeploymentPhase::Healthy, (100, 0, 0)));
     assert_eq!(sim.status.stable.as_ref().unwrap().version, "1.1.0");
     assert_eq!(sim.status.history.iter().map(|h| h.version.as_str()).collect::<Vec<_>>(), ["1.1.0", "1.0.0"]);
     assert!(sim.status.candidate.is_none());
+    // The old stable keeps its pods for scaleDownDelay (30s) after traffic has left it.
+    assert_eq!(sim.scale_downs(), [(old.clone(), 184)]);
+    assert_eq!(d.requeue_after, Some(Duration::from_secs(30)));
+    sim.at(183).tick();
+    assert_eq!(sim.scale_downs(), [(old, 184)]);
+    sim.at(184).tick();
+    assert!(sim.scale_downs().is_empty(), "its time has come");
 }
 
 #[test]
@@ -180,59 +237,162 @@ fn background_failures_roll_back_after_the_limit() {
     sim.candidate_ready = 1;
     sim.at(0).tick();
     let target = sim.target();
-    assert!(background_due(&sim.md.spec, &sim.status, &target, ts(0)), "first run at once");
-    let fail = || Some(vec![result("error-rate", Verdict::Fail, Some(0.2))]);
-    sim.at(1).decide_with(fail(), None, None);
+    assert!(due(&sim.md.spec, &sim.status, &target, false, ts(0)).background, "first run at once");
+    let fail = [result("error-rate", Verdict::Fail, Some(0.2))];
+    sim.at(1).measure(&fail);
     assert_eq!(sim.reasons(), ["AnalysisRunFailed"], "failureLimit 1 tolerates one");
     assert_eq!(sim.phase(), DeploymentPhase::Paused, "still at the timed pause");
-    assert!(!background_due(&sim.md.spec, &sim.status, &target, ts(30)));
-    assert!(background_due(&sim.md.spec, &sim.status, &target, ts(61)));
-    let d = sim.at(61).decide_with(fail(), None, None);
+    assert!(!due(&sim.md.spec, &sim.status, &target, false, ts(30)).background);
+    assert!(due(&sim.md.spec, &sim.status, &target, false, ts(61)).background);
+    let d = sim.at(61).measure(&fail);
     assert_eq!(sim.reasons(), ["AnalysisFailed"]);
     assert_eq!((sim.phase(), sim.weights()), (DeploymentPhase::RolledBack, (100, 0, 0)));
     assert!(!d.candidate_active());
     assert_eq!(sim.condition("Degraded").reason, "AnalysisFailed");
     assert_eq!(sim.status.stable.as_ref().unwrap().version, "1.0.0");
+    // The candidate keeps its pods for the scale-down delay; traffic has already left it.
+    assert_eq!(sim.scale_downs(), [(target.hash.clone(), 91)]);
     // It stays rolled back: no steps, no analysis.
     sim.at(200).tick();
     assert_eq!(sim.phase(), DeploymentPhase::RolledBack);
-    assert!(!background_due(&sim.md.spec, &sim.status, &target, ts(300)));
+    assert!(!due(&sim.md.spec, &sim.status, &target, false, ts(300)).any());
 }
 
 #[test]
-fn no_data_is_inconclusive_and_provider_errors_hold() {
+fn an_outage_holds_without_a_deadline_and_rolls_back_only_past_max_outage() {
+    for max_outage in [None, Some("10m")] {
+        let mut sim = Sim::new();
+        let analysis = sim.canary().analysis.as_mut().unwrap();
+        analysis.max_outage = max_outage.map(crate::api::Duration::new);
+        sim.ship("1.1.0");
+        sim.candidate_ready = 1;
+        sim.at(0).tick();
+        sim.at(0).measure(&[result("error-rate", Verdict::Inconclusive, None)]);
+        assert_eq!(sim.status.analysis.as_ref().unwrap().failures, 0);
+        assert_eq!(sim.step(), Some(1), "inconclusive counts nothing and blocks nothing");
+        sim.at(61).measure(&[error("error-rate", "prometheus unreachable")]);
+        assert_eq!(sim.condition("Degraded").reason, "MetricUnavailable");
+        assert_eq!(sim.reasons(), ["MetricUnavailable"], "a Warning Event when metrics become unavailable");
+        assert_eq!(sim.status.analysis.as_ref().unwrap().unavailable_since, Some(Time(ts(61))));
+        sim.keep_conditions();
+        sim.at(122).measure(&[error("error-rate", "prometheus unreachable")]);
+        assert!(sim.reasons().is_empty(), "one Event per outage: {:?}", sim.reasons());
+        assert!(sim.condition("Degraded").message.contains("prometheus unreachable"));
+        // Held: the pause of 1m ended at 60, but the step does not advance while metrics error.
+        assert_eq!((sim.step(), sim.weights()), (Some(1), (90, 10, 0)), "stable keeps its share; nothing shifts");
+        // Far past the progress deadline (15m).
+        let d = sim.at(61 + 3600).measure(&[error("error-rate", "prometheus unreachable")]);
+        match max_outage {
+            None => {
+                assert_eq!(sim.phase(), DeploymentPhase::Progressing, "an outage is no reason to roll back");
+                assert_eq!(sim.status.waiting_since, None, "nor does it run the progress deadline");
+                assert!(d.requeue_after.unwrap() <= Duration::from_secs(60));
+                // Metrics come back: the rollout goes on.
+                sim.at(61 + 3660).measure(&[pass("error-rate")]);
+                assert_eq!(sim.step(), Some(2));
+                assert_eq!(sim.status.analysis.as_ref().unwrap().unavailable_since, None);
+                assert_eq!(sim.condition("Degraded").reason, "AsExpected");
+            }
+            Some(_) => {
+                assert_eq!(sim.phase(), DeploymentPhase::RolledBack);
+                assert_eq!(sim.reasons(), ["MetricOutage"]);
+                assert!(sim.message().contains("600s (analysis.maxOutage)"), "{}", sim.message());
+            }
+        }
+    }
+}
+
+#[test]
+fn a_failed_measurement_during_a_long_step_holds_and_does_not_roll_back() {
     let mut sim = Sim::new();
+    sim.canary().steps = vec![fixtures::set_weight(10), fixtures::pause(Some("1h")), fixtures::set_weight(50)];
     sim.ship("1.1.0");
     sim.candidate_ready = 1;
-    sim.at(0).decide_with(Some(vec![result("error-rate", Verdict::Inconclusive, None)]), None, None);
-    assert_eq!(sim.status.analysis.as_ref().unwrap().failures, 0);
-    assert_eq!(sim.step(), Some(1), "inconclusive counts nothing and blocks nothing");
-    let mut err = result("error-rate", Verdict::Error, None);
-    err.message = Some("prometheus unreachable".into());
-    sim.at(61).decide_with(Some(vec![err.clone()]), None, None);
-    assert_eq!(sim.condition("Degraded").reason, "MetricUnavailable");
-    assert_eq!(sim.reasons(), ["MetricUnavailable"], "a Warning Event when metrics become unavailable");
-    // The Degraded condition is what the reconciler writes; with it in place, no second Event.
-    sim.status.conditions =
-        crate::conditions::merge(&[], &sim.last.as_ref().unwrap().conditions, Some(1), &Time(ts(61)));
-    sim.at(63).decide_with(Some(vec![err]), None, None);
-    assert!(sim.reasons().is_empty(), "{:?}", sim.reasons());
-    assert!(sim.condition("Degraded").message.contains("prometheus unreachable"));
-    // Held: the pause of 1m ended at 60, but the step does not advance while metrics error.
+    sim.at(0).tick();
     assert_eq!(sim.step(), Some(1));
-    assert_eq!(sim.weights(), (90, 10, 0), "stable keeps its share; nothing shifts");
-    // Errors for longer than the progress deadline roll back.
-    sim.at(61 + 15 * 60).tick();
-    assert_eq!(sim.phase(), DeploymentPhase::RolledBack);
-    assert_eq!(sim.reasons(), ["ProgressDeadlineExceeded"]);
+    // 30 minutes into the hour-long pause (twice the progress deadline), one measurement errors.
+    sim.at(1800).measure(&[error("error-rate", "timeout")]);
+    assert_eq!(sim.phase(), DeploymentPhase::Progressing, "holding, not rolled back");
+    sim.at(1861).measure(&[pass("error-rate")]);
+    assert_eq!((sim.step(), sim.phase()), (Some(1), DeploymentPhase::Paused), "the pause goes on");
+    sim.at(3600).measure(&[pass("error-rate")]);
+    assert_eq!(sim.step(), Some(2));
+}
+
+#[test]
+fn user_actions_restart_the_deadline_and_pauses_do_not_run_it() {
+    // (request after an hour, the rollout's state then)
+    for verb in ["promote-full", "resume", "promote"] {
+        let mut sim = Sim::new();
+        sim.canary().steps = vec![fixtures::set_weight(10), fixtures::pause(None), fixtures::set_weight(100)];
+        sim.ship("1.1.0");
+        sim.candidate_ready = 1;
+        sim.at(0).tick();
+        sim.at(1).tick();
+        assert_eq!((sim.step(), sim.phase()), (Some(1), DeploymentPhase::Paused));
+        if verb == "resume" {
+            sim.at(2).request("pause/p");
+        }
+        sim.at(3600).tick();
+        assert_ne!(sim.phase(), DeploymentPhase::RolledBack, "{verb}: an hour at a pause runs no deadline");
+        assert_eq!(sim.status.waiting_since, None, "{verb}");
+        sim.at(3601).request(&format!("{verb}/1"));
+        if verb == "resume" {
+            // Back at the indefinite pause; promote continues.
+            assert_eq!(sim.phase(), DeploymentPhase::Paused);
+            sim.at(3601).request("promote/2");
+        }
+        // Now waiting for pods that are not ready (1 of 2 at 100%), counted from the user's action.
+        sim.at(3602).tick();
+        assert_ne!(sim.phase(), DeploymentPhase::RolledBack, "{verb}: not rolled back at once");
+        let since = sim.status.waiting_since.clone().map(|t| t.0.as_second() - ts(0).as_second());
+        assert!(since.is_some_and(|s| s >= 3601), "{verb}: the clock starts at the action, not the step: {since:?}");
+        sim.at(3601 + 15 * 60 - 1).tick();
+        assert_ne!(sim.phase(), DeploymentPhase::RolledBack, "{verb}");
+        sim.at(3602 + 15 * 60).tick();
+        assert_eq!(sim.phase(), DeploymentPhase::RolledBack, "{verb}: the deadline still applies to the wait");
+        assert_eq!(sim.reasons(), ["ProgressDeadlineExceeded"], "{verb}");
+    }
+}
+
+#[test]
+fn traffic_moves_only_onto_ready_pods() {
+    let mut sim = Sim::new();
+    sim.canary().steps = vec![
+        Step {
+            mirror: Some(crate::api::model_deployment::MirrorStep {
+                percent: 100,
+                duration: crate::api::Duration::new("1m"),
+            }),
+            ..Step::default()
+        },
+        fixtures::set_weight(50),
+        fixtures::pause(None),
+    ];
+    sim.ship("1.1.0");
+    sim.at(0).tick();
+    assert_eq!(sim.weights(), (100, 0, 0), "no copies to a candidate without a ready pod");
+    sim.candidate_ready = 2;
+    sim.at(1).tick();
+    assert_eq!(sim.weights(), (100, 0, 100));
+    sim.at(60).tick();
+    assert_eq!((sim.step(), sim.weights()), (Some(1), (100, 0, 0)), "the mirror ends with its step");
+    sim.at(61).tick();
+    assert_eq!((sim.step(), sim.weights()), (Some(2), (50, 50, 0)));
+    // The candidate's pods crash at the pause: its weight goes back to stable until they are ready.
+    sim.candidate_ready = 0;
+    sim.at(100).tick();
+    assert_eq!(sim.weights(), (100, 0, 0));
+    sim.candidate_ready = 1;
+    sim.at(101).tick();
+    assert_eq!(sim.weights(), (50, 50, 0));
 }
 
 #[test]
 fn indefinite_pause_waits_for_promote_and_abort_works_there() {
     for abort in [false, true] {
         let mut sim = Sim::new();
-        let canary = sim.md.spec.strategy.as_mut().unwrap().canary.as_mut().unwrap();
-        canary.steps = vec![fixtures::set_weight(20), fixtures::pause(None), fixtures::set_weight(60)];
+        sim.canary().steps = vec![fixtures::set_weight(20), fixtures::pause(None), fixtures::set_weight(60)];
         sim.ship("2.0.0");
         sim.candidate_ready = 2;
         sim.at(0).tick();
@@ -245,13 +405,13 @@ fn indefinite_pause_waits_for_promote_and_abort_works_there() {
             sim.at(10_001).request("abort/1");
             assert_eq!((sim.phase(), sim.weights()), (DeploymentPhase::RolledBack, (100, 0, 0)));
             assert_eq!(sim.reasons(), ["Aborted"]);
+            assert_eq!(sim.scale_downs().len(), 1, "the candidate's pods go only after the delay");
         } else {
             sim.at(10_001).request("promote/1");
-            assert_eq!((sim.step(), sim.weights()), (Some(2), (40, 60, 0)));
-            // The same request value again is not consumed twice.
+            assert_eq!(sim.step(), Some(2));
             sim.at(10_002).request("promote/1");
-            assert_eq!(sim.step(), Some(3));
             assert_eq!(sim.reasons(), ["CanaryStepAdvanced"], "advanced by readiness, not by the old request");
+            assert_eq!((sim.step(), sim.weights()), (Some(3), (40, 60, 0)));
         }
     }
 }
@@ -260,19 +420,22 @@ fn indefinite_pause_waits_for_promote_and_abort_works_there() {
 fn a_new_version_mid_rollout_restarts_steps_and_analysis() {
     let mut sim = Sim::new();
     sim.ship("1.1.0");
+    let first = sim.target().hash;
     sim.candidate_ready = 1;
-    sim.at(0).decide_with(Some(vec![result("error-rate", Verdict::Fail, Some(0.5))]), None, None);
+    sim.at(0).tick();
+    sim.at(0).measure(&[result("error-rate", Verdict::Fail, Some(0.5))]);
     assert_eq!(sim.status.analysis.as_ref().unwrap().failures, 1);
     assert_eq!(sim.step(), Some(1));
     sim.ship("1.2.0");
     sim.at(5).tick();
     assert_eq!(sim.reasons(), ["RolloutStarted"]);
-    assert_eq!(sim.step(), Some(0));
+    assert_eq!((sim.step(), sim.weights()), (Some(0), (100, 0, 0)));
     assert!(sim.status.analysis.is_none(), "analysis restarts for the new candidate");
     assert_eq!(sim.status.candidate.as_ref().unwrap().version, "1.2.0");
     assert_eq!(sim.status.candidate.as_ref().unwrap().revision, 3);
-    assert!(sim.last.as_ref().unwrap().events[0].message.contains("replaces candidate 1.1.0"));
-    assert!(background_due(&sim.md.spec, &sim.status, &sim.target(), ts(5)));
+    assert!(sim.event_messages()[0].contains("replaces candidate 1.1.0"));
+    assert!(due(&sim.md.spec, &sim.status, &sim.target(), false, ts(5)).background);
+    assert_eq!(sim.scale_downs(), [(first, 35)], "the replaced candidate drains first");
 }
 
 #[test]
@@ -286,10 +449,9 @@ fn progress_deadline_rolls_back_a_candidate_that_never_gets_ready() {
     assert_eq!(d.requeue_after, Some(Duration::from_secs(60)), "wakes at the deadline");
     sim.at(120).tick();
     assert_eq!(sim.phase(), DeploymentPhase::RolledBack);
-    assert!(sim.status.message.as_ref().unwrap().contains("no progress for 120s at step 1"));
+    assert!(sim.message().contains("no progress for 120s at step 1"));
     // Later decisions keep saying why.
-    sim.status.conditions =
-        crate::conditions::merge(&[], &sim.last.as_ref().unwrap().conditions, Some(1), &Time(ts(120)));
+    sim.keep_conditions();
     sim.at(200).tick();
     assert_eq!(sim.condition("Degraded").reason, "ProgressDeadlineExceeded");
 }
@@ -298,12 +460,16 @@ fn progress_deadline_rolls_back_a_candidate_that_never_gets_ready() {
 fn retry_restarts_a_rolled_back_candidate() {
     let mut sim = Sim::new();
     sim.ship("1.1.0");
+    sim.candidate_ready = 1;
     sim.at(0).tick();
     sim.at(1).request("abort/a");
     assert_eq!(sim.phase(), DeploymentPhase::RolledBack);
+    assert_eq!(sim.scale_downs().len(), 1);
     sim.at(2).request("retry/b");
-    assert_eq!((sim.phase(), sim.step(), sim.weights()), (DeploymentPhase::Progressing, Some(0), (90, 10, 0)));
-    assert_eq!(sim.reasons(), ["RolloutRetried"]);
+    // Step 0 (setWeight 10) completes at once: its pod is still there.
+    assert_eq!((sim.phase(), sim.step(), sim.weights()), (DeploymentPhase::Progressing, Some(1), (90, 10, 0)));
+    assert_eq!(sim.reasons(), ["RolloutRetried", "CanaryStepAdvanced"]);
+    assert!(sim.scale_downs().is_empty(), "serving again: no scale-down");
 }
 
 #[test]
@@ -352,20 +518,106 @@ fn rollback_to_a_version_in_history_without_steps() {
     sim.at(3).tick();
     assert_eq!(sim.phase(), DeploymentPhase::RolledBack);
     assert_eq!(sim.status.candidate.as_ref().unwrap().version, "1.1.0");
-    // Unknown version: refused with a reason.
+    // Unknown version: refused with a reason, and no weight for the rolled-back candidate.
     sim.at(4).request("rollback:9.9.9/4");
-    assert!(sim.last.unwrap().events[0].message.contains("9.9.9 is not in the history"));
+    assert!(sim.event_messages()[0].contains("9.9.9 is not in the history"));
+    assert_eq!(sim.weights(), (100, 0, 0));
 }
 
 #[test]
 fn reverting_the_spec_to_stable_cancels_the_rollout() {
     let mut sim = Sim::new();
     sim.ship("1.1.0");
+    let candidate = sim.target().hash;
+    sim.candidate_ready = 1;
     sim.at(0).tick();
     sim.ship("1.0.0");
     sim.at(1).tick();
     assert_eq!(sim.reasons(), ["RolloutCancelled"]);
     assert_eq!((sim.phase(), sim.weights()), (DeploymentPhase::Healthy, (100, 0, 0)));
+    assert_eq!(sim.scale_downs(), [(candidate, 31)]);
+}
+
+#[test]
+fn verbs_that_do_nothing_say_why() {
+    // (what to do before, the request, a fragment of the RequestIgnored message)
+    type Setup = fn(&mut Sim);
+    let healthy: Setup = |_| {};
+    let rolled_back: Setup = |sim| {
+        sim.ship("1.1.0");
+        sim.at(0).tick();
+        sim.at(1).request("abort/setup");
+    };
+    let paused: Setup = |sim| {
+        sim.ship("1.1.0");
+        sim.at(0).tick();
+        sim.at(1).request("pause/setup");
+    };
+    let rolling: Setup = |sim| {
+        sim.ship("1.1.0");
+        sim.at(0).tick();
+    };
+    let table: &[(Setup, &str, &str)] = &[
+        (healthy, "promote/1", "no rollout is under way"),
+        (healthy, "abort/1", "no rollout is under way"),
+        (healthy, "pause/1", "no rollout is under way"),
+        (rolled_back, "pause/1", "was rolled back"),
+        (rolled_back, "promote/1", "was rolled back"),
+        (rolled_back, "abort/1", "was rolled back"),
+        (paused, "pause/1", "already paused"),
+        (paused, "promote/1", "paused by request"),
+        (rolling, "resume/1", "not paused"),
+        (rolling, "retry/1", "not rolled back"),
+    ];
+    for (setup, request, why) in table {
+        let mut sim = Sim::new();
+        setup(&mut sim);
+        let before = (sim.phase(), sim.step(), sim.weights());
+        sim.at(5).request(request);
+        assert_eq!(sim.reasons(), ["RequestIgnored"], "{request}");
+        let message = &sim.event_messages()[0];
+        assert!(message.contains(request) && message.contains(why), "{request}: {message}");
+        assert_eq!((sim.phase(), sim.step(), sim.weights()), before, "{request} changed nothing");
+        assert_eq!(sim.status.last_request.as_deref(), Some(*request), "consumed all the same");
+    }
+}
+
+#[test]
+fn requests_are_acted_on_before_anything_is_measured() {
+    let mut sim = Sim::new();
+    sim.ship("1.1.0");
+    sim.candidate_ready = 1;
+    sim.at(0).tick();
+    let target = sim.target();
+    assert!(due(&sim.md.spec, &sim.status, &target, false, ts(0)).background);
+    assert!(!due(&sim.md.spec, &sim.status, &target, true, ts(0)).any(), "a pending request measures nothing");
+    let d = due(&sim.md.spec, &sim.status, &target, false, ts(0));
+    assert_eq!(d.metric_names(), None, "background runs measure every metric, gates included");
+}
+
+#[test]
+fn the_replicas_router_reports_the_split_of_its_pods() {
+    let mut md = fixtures::model_deployment("fraud");
+    md.spec.replicas = Some(3);
+    let mut sim = Sim::with(md);
+    sim.canary().steps = vec![fixtures::pause(None), fixtures::set_weight(1), fixtures::pause(None)];
+    sim.ship("1.1.0");
+    sim.at(0).tick();
+    // Before the first setWeight: no candidate pod behind the shared Service, weight 0.
+    assert_eq!(candidate_needed(&sim.md.spec, 0), 0);
+    assert_eq!((sim.step(), sim.weights()), (Some(0), (100, 0, 0)));
+    assert!(sim.condition("WeightExact").status);
+    sim.at(1).request("promote/1");
+    assert_eq!(sim.step(), Some(1));
+    // setWeight 1 on 3 replicas: 1 candidate pod, 2 stable, once it is ready.
+    sim.candidate_ready = 1;
+    sim.at(2).tick();
+    assert_eq!((sim.step(), sim.weights()), (Some(2), (67, 33, 0)), "the effective split, not the asked one");
+    let c = sim.condition("WeightExact");
+    assert_eq!((c.status, c.reason.as_str()), (false, "ReplicasTooFew"));
+    assert!(c.message.contains("setWeight 1") && c.message.contains("1 of 3 pods (33%)"), "{}", c.message);
+    assert_eq!(pods_at(&sim.md.spec, 2, 1), replicas::Split { stable: 2, candidate: 1 });
+    assert_eq!(pods_at(&sim.md.spec, 2, 0), replicas::Split { stable: 3, candidate: 1 }, "stable waits for it");
 }
 
 #[test]

@@ -1,11 +1,12 @@
-//! The `gatewayAPI` router: an HTTPRoute (gateway.networking.k8s.io/v1) with weighted backendRefs to
-//! the stable and candidate Services, and a RequestMirror filter with a percentage while mirroring.
+//! The `gatewayAPI` router: an HTTPRoute (gateway.networking.k8s.io/v1) with weighted backendRefs, one
+//! RequestMirror filter per mirror (with `percent`), and, for a sticky header, one rule per backend
+//! matching the header values of its bucket (see [`super::sticky`]) ahead of the weighted rule.
 
 use kube::ResourceExt;
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
 
-use super::{RouteObject, Split, TrafficRouter};
+use super::{Capabilities, RouteObject, Routing, TrafficRouter, sticky};
 use crate::api::ModelDeployment;
 use crate::resources::service;
 
@@ -21,22 +22,41 @@ pub fn http_route_resource() -> ApiResource {
 }
 
 impl TrafficRouter for GatewayApi {
-    fn route(&self, md: &ModelDeployment, split: &Split) -> Option<RouteObject> {
-        let settings = md.spec.traffic.as_ref()?.gateway_api.as_ref()?;
+    fn capabilities(&self) -> Capabilities {
+        Capabilities { exact_split: true, mirror: true, header_match: true }
+    }
+
+    fn objects(&self, md: &ModelDeployment, routing: &Routing) -> Vec<RouteObject> {
+        let Some(settings) = md.spec.traffic.as_ref().and_then(|t| t.gateway_api.as_ref()) else {
+            return Vec::new();
+        };
         let port = service::port(md);
-        let backend =
-            |role: &str, weight: i32| json!({"name": service::name(md, role), "port": port, "weight": weight});
-        let mut backends = vec![backend("stable", split.stable)];
-        if split.has_candidate {
-            backends.push(backend("candidate", split.candidate));
+        let backend = |name: &str, weight: i32| json!({"name": name, "port": port, "weight": weight});
+        let filters: Vec<Value> = routing
+            .mirrors
+            .iter()
+            .map(|m| {
+                json!({"type": "RequestMirror",
+                       "requestMirror": {"backendRef": {"name": m.service, "port": port}, "percent": m.percent}})
+            })
+            .collect();
+        let with_filters = |mut rule: Value| {
+            if !filters.is_empty() {
+                rule["filters"] = json!(filters);
+            }
+            rule
+        };
+        let mut rules = Vec::new();
+        if let Some(header) = &routing.sticky_header {
+            for b in sticky::buckets(&routing.backends) {
+                rules.push(with_filters(json!({
+                    "matches": [{"headers": [{"type": "RegularExpression", "name": header, "value": b.regex}]}],
+                    "backendRefs": [backend(&b.service, 1)],
+                })));
+            }
         }
-        let mut rule = json!({ "backendRefs": backends });
-        if split.mirror > 0 {
-            rule["filters"] = json!([{
-                "type": "RequestMirror",
-                "requestMirror": {"backendRef": {"name": service::name(md, "mirror"), "port": port}, "percent": split.mirror},
-            }]);
-        }
+        let backends: Vec<Value> = routing.backends.iter().map(|b| backend(&b.service, b.weight)).collect();
+        rules.push(with_filters(json!({ "backendRefs": backends })));
         let parent_refs: Vec<Value> = settings
             .parent_refs
             .iter()
@@ -51,16 +71,16 @@ impl TrafficRouter for GatewayApi {
                 r
             })
             .collect();
-        let mut spec = json!({"parentRefs": parent_refs, "rules": [rule]});
+        let mut spec = json!({"parentRefs": parent_refs, "rules": rules});
         if let Some(h) = &settings.hostnames {
             spec["hostnames"] = json!(h);
         }
         let meta = crate::resources::meta(md, &md.name_any(), Default::default());
-        Some(RouteObject {
+        vec![RouteObject {
             resource: http_route_resource(),
             name: md.name_any(),
             body: json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": meta, "spec": spec}),
-        })
+        }]
     }
 
     fn resource(&self) -> Option<ApiResource> {
@@ -73,6 +93,7 @@ mod tests {
     use super::*;
     use crate::api::model_deployment::{GatewayApiTraffic, ParentRef, Router, Traffic};
     use crate::fixtures;
+    use crate::traffic::{Backend, Mirror};
 
     fn md() -> ModelDeployment {
         let mut md = fixtures::model_deployment("fraud");
@@ -91,37 +112,71 @@ mod tests {
         md
     }
 
+    fn routing(backends: &[(&str, i32)], mirrors: &[(&str, i32)]) -> Routing {
+        Routing {
+            backends: backends.iter().map(|(s, w)| Backend { service: s.to_string(), weight: *w }).collect(),
+            mirrors: mirrors.iter().map(|(s, p)| Mirror { service: s.to_string(), percent: *p }).collect(),
+            sticky_header: None,
+        }
+    }
+
+    /// `(name, number)` pairs read from each element of `list` at the two JSON pointers.
+    fn pairs(list: &Value, name: &str, number: &str) -> Vec<(String, i64)> {
+        let items = list.as_array().cloned().unwrap_or_default();
+        items
+            .iter()
+            .map(|v| {
+                (v.pointer(name).unwrap().as_str().unwrap().to_string(), v.pointer(number).unwrap().as_i64().unwrap())
+            })
+            .collect()
+    }
+
     #[test]
-    fn weighted_backends_and_mirror() {
-        // (split, expected backends (name, weight), expected mirror percent)
-        let table = [
-            (Split { stable: 100, candidate: 0, mirror: 0, has_candidate: false }, vec![("fraud", 100)], None),
-            (
-                Split { stable: 90, candidate: 10, mirror: 0, has_candidate: true },
-                vec![("fraud", 90), ("fraud-candidate", 10)],
-                None,
-            ),
-            (
-                Split { stable: 100, candidate: 0, mirror: 50, has_candidate: true },
-                vec![("fraud", 100), ("fraud-candidate", 0)],
-                Some(50),
-            ),
+    fn weighted_backends_and_mirrors() {
+        // (backends, mirrors) -> the last rule's (name, weight)s and its mirror filters' (name, percent)s
+        type Pairs<'a> = &'a [(&'a str, i32)];
+        let table: &[(Pairs, Pairs)] = &[
+            (&[("fraud", 100)], &[]),
+            (&[("fraud", 90), ("fraud-candidate", 10)], &[]),
+            (&[("fraud", 100), ("fraud-candidate", 0)], &[("fraud-mirror", 50)]),
+            (&[("fraud", 60), ("fraud-a", 20), ("fraud-b", 20)], &[("fraud-m1", 10), ("fraud-m2", 100)]),
         ];
-        for (split, backends, mirror) in table {
-            let route = GatewayApi.route(&md(), &split).unwrap();
-            let rule = &route.body["spec"]["rules"][0];
-            let got: Vec<(String, i64)> = rule["backendRefs"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|b| (b["name"].as_str().unwrap().to_string(), b["weight"].as_i64().unwrap()))
-                .collect();
-            let want: Vec<(String, i64)> = backends.iter().map(|(n, w)| (n.to_string(), *w)).collect();
-            assert_eq!(got, want, "{split:?}");
-            assert_eq!(rule["filters"][0]["requestMirror"]["percent"].as_i64(), mirror.map(i64::from), "{split:?}");
+        for (backends, mirrors) in table {
+            let route = GatewayApi.objects(&md(), &routing(backends, mirrors)).remove(0);
+            let rules = route.body["spec"]["rules"].as_array().unwrap();
+            assert_eq!(rules.len(), 1, "no sticky header, one rule");
+            let got = pairs(&rules[0]["backendRefs"], "/name", "/weight");
+            let want: Vec<(String, i64)> = backends.iter().map(|(n, w)| (n.to_string(), i64::from(*w))).collect();
+            assert_eq!(got, want);
+            let got = pairs(&rules[0]["filters"], "/requestMirror/backendRef/name", "/requestMirror/percent");
+            let want: Vec<(String, i64)> = mirrors.iter().map(|(n, p)| (n.to_string(), i64::from(*p))).collect();
+            assert_eq!(got, want);
             assert_eq!(route.body["spec"]["parentRefs"][0]["namespace"], "gateways");
             assert_eq!(route.body["spec"]["hostnames"][0], "fraud.example.com");
             assert_eq!(route.body["metadata"]["ownerReferences"][0]["kind"], "ModelDeployment");
         }
+    }
+
+    #[test]
+    fn a_sticky_header_adds_one_matching_rule_per_bucket_before_the_weighted_rule() {
+        let mut r = routing(&[("fraud", 50), ("fraud-b", 50)], &[("fraud-m", 5)]);
+        r.sticky_header = Some("x-user-id".into());
+        let route = GatewayApi.objects(&md(), &r).remove(0);
+        let rules = route.body["spec"]["rules"].as_array().unwrap();
+        assert_eq!(rules.len(), 3);
+        for (rule, service) in rules.iter().zip(["fraud", "fraud-b"]) {
+            let m = &rule["matches"][0]["headers"][0];
+            assert_eq!((m["type"].as_str(), m["name"].as_str()), (Some("RegularExpression"), Some("x-user-id")));
+            assert_eq!(rule["backendRefs"][0]["name"], service);
+            assert_eq!(rule["filters"][0]["requestMirror"]["percent"], 5, "mirrors apply to sticky requests too");
+        }
+        assert!(rules[2].get("matches").is_none(), "the weighted rule matches everything else");
+    }
+
+    #[test]
+    fn no_settings_no_object() {
+        let mut plain = md();
+        plain.spec.traffic = None;
+        assert!(GatewayApi.objects(&plain, &routing(&[("fraud", 100)], &[])).is_empty());
     }
 }

@@ -1,27 +1,66 @@
-//! Traffic routers: each turns the decided split (stable, candidate and mirror weights) into the object
-//! its router reads. `gatewayAPI` generates an HTTPRoute, `istio` a VirtualService; `replicas` needs
-//! no object (the pod ratio behind the stable Service is the split).
+//! Traffic routers: each turns a list of weighted backends and mirrors (and an optional sticky header)
+//! into the objects its router reads. `gatewayAPI` generates an HTTPRoute, `istio` a VirtualService;
+//! `replicas` needs no object (the pod ratio behind the stable Service is the split). What a router can
+//! do is part of the router ([`Capabilities`]), so callers ask it instead of matching on its kind.
+//!
+//! The ModelDeployment's apply is the single writer of its routing objects; other kinds (an
+//! Experiment's variants) contribute [`Backend`]s and [`Mirror`]s to the [`Routing`] it hands over.
 
 pub mod gateway_api;
 pub mod istio;
 pub mod replicas;
+pub mod sticky;
 
 use kube::core::ApiResource;
 
 use crate::api::ModelDeployment;
 use crate::api::model_deployment::Router;
 
-/// The split a router must put in place.
+/// One Service that receives a share of live traffic.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Split {
-    /// Percent of live traffic on the stable Service.
-    pub stable: i32,
-    /// Percent of live traffic on the candidate Service (0 when there is no candidate).
-    pub candidate: i32,
-    /// Percent of live requests copied to the mirror Service.
-    pub mirror: i32,
-    /// Whether a candidate Service exists.
-    pub has_candidate: bool,
+pub struct Backend {
+    /// The Service's name (in the ModelDeployment's namespace).
+    pub service: String,
+    /// Percent of live traffic.
+    pub weight: i32,
+}
+
+/// One Service that receives copies of live requests; its answers are dropped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mirror {
+    /// The Service's name (in the ModelDeployment's namespace).
+    pub service: String,
+    /// Percent of live requests copied to it (1..=100).
+    pub percent: i32,
+}
+
+/// Everything a router must put in place.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Routing {
+    /// The backends, the first being the stable one; weights add up to 100.
+    pub backends: Vec<Backend>,
+    /// The mirrors (only those with a percentage above 0).
+    pub mirrors: Vec<Mirror>,
+    /// When set, requests carrying this header stay on one backend (see [`sticky`]).
+    pub sticky_header: Option<String>,
+}
+
+impl Routing {
+    /// The weight of the backend `service` (0 when it is not a backend).
+    pub fn weight_of(&self, service: &str) -> i32 {
+        self.backends.iter().filter(|b| b.service == service).map(|b| b.weight).sum()
+    }
+}
+
+/// What a router can do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Splits requests by exact percentages (otherwise the split is the ratio of pods).
+    pub exact_split: bool,
+    /// Copies requests to mirrors.
+    pub mirror: bool,
+    /// Matches request headers (for sticky assignment).
+    pub header_match: bool,
 }
 
 /// A generated routing object.
@@ -35,11 +74,13 @@ pub struct RouteObject {
     pub body: serde_json::Value,
 }
 
-/// Turns a split into the object one kind of router reads.
+/// Turns a [`Routing`] into the objects one kind of router reads.
 pub trait TrafficRouter: Sync {
-    /// The object to apply, or `None` when the router needs none.
-    fn route(&self, md: &ModelDeployment, split: &Split) -> Option<RouteObject>;
-    /// The kinds of object this router may have generated, to clean up after a router change.
+    /// What this router can do.
+    fn capabilities(&self) -> Capabilities;
+    /// The objects to apply (none when the router needs none, or its settings are missing).
+    fn objects(&self, md: &ModelDeployment, routing: &Routing) -> Vec<RouteObject>;
+    /// The kind of object this router generates, to watch it and to clean up after a router change.
     fn resource(&self) -> Option<ApiResource>;
 }
 
@@ -52,7 +93,7 @@ pub fn for_router(router: Router) -> &'static dyn TrafficRouter {
     }
 }
 
-/// All routers, for cleaning up objects of routers a spec no longer names.
+/// All routers, for watching their objects and cleaning up those of routers a spec no longer names.
 pub fn all() -> [&'static dyn TrafficRouter; 3] {
     [&gateway_api::GatewayApi, &istio::Istio, &replicas::Replicas]
 }

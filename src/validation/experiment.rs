@@ -5,8 +5,9 @@ use crate::api::ExperimentSpec;
 use crate::api::experiment::ObjectiveType;
 use crate::config::OperatorConfig;
 
-/// Placeholders an experiment query may use.
-pub const QUERY_PLACEHOLDERS: &[&str] = &["namespace", "name", "variant", "version", "window"];
+/// Placeholders an experiment query may use; each query is asked per variant, so `revision` and
+/// `service` are that variant's.
+pub const QUERY_PLACEHOLDERS: &[&str] = &["namespace", "name", "variant", "version", "revision", "service", "window"];
 
 /// Every problem CEL could not see, in field order.
 pub fn validate(spec: &ExperimentSpec, config: &OperatorConfig) -> Vec<FieldError> {

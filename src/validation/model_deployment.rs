@@ -3,9 +3,10 @@
 use super::{FieldError, check_duration, check_query};
 use crate::api::ModelDeploymentSpec;
 use crate::config::OperatorConfig;
+use crate::rollout::plan::MIN_INTERVAL;
 
 /// Placeholders a rollout metric query may use.
-pub const QUERY_PLACEHOLDERS: &[&str] = &["namespace", "name", "variant", "version", "revision", "interval"];
+pub const QUERY_PLACEHOLDERS: &[&str] = &["namespace", "name", "variant", "version", "revision", "service", "interval"];
 
 /// Every problem CEL could not see, in field order.
 pub fn validate(spec: &ModelDeploymentSpec, config: &OperatorConfig) -> Vec<FieldError> {
@@ -21,6 +22,7 @@ pub fn validate(spec: &ModelDeploymentSpec, config: &OperatorConfig) -> Vec<Fiel
     }
     if let Some(strategy) = &spec.strategy {
         errors.extend(check_duration("spec.strategy.progressDeadline", strategy.progress_deadline.as_ref()));
+        errors.extend(check_duration("spec.strategy.scaleDownDelay", strategy.scale_down_delay.as_ref()));
         if let Some(canary) = &strategy.canary {
             for (i, step) in canary.steps.iter().enumerate() {
                 let field = format!("spec.strategy.canary.steps[{i}]");
@@ -35,6 +37,19 @@ pub fn validate(spec: &ModelDeploymentSpec, config: &OperatorConfig) -> Vec<Fiel
             }
             if let Some(analysis) = &canary.analysis {
                 errors.extend(check_duration("spec.strategy.canary.analysis.interval", analysis.interval.as_ref()));
+                errors.extend(check_duration("spec.strategy.canary.analysis.maxOutage", analysis.max_outage.as_ref()));
+                if let Some(d) = analysis.interval.as_ref().and_then(|d| d.to_std().ok())
+                    && d < MIN_INTERVAL
+                {
+                    errors.push(FieldError::new(
+                        "spec.strategy.canary.analysis.interval",
+                        format!(
+                            "{} is shorter than the floor of {}s: measuring more often only loads Prometheus",
+                            analysis.interval.as_ref().map(ToString::to_string).unwrap_or_default(),
+                            MIN_INTERVAL.as_secs()
+                        ),
+                    ));
+                }
                 for (i, m) in analysis.metrics.iter().enumerate() {
                     let field = format!("spec.strategy.canary.analysis.metrics[{i}].prometheus");
                     errors.extend(check_query(&field, &m.prometheus, QUERY_PLACEHOLDERS, config));
@@ -67,6 +82,18 @@ mod tests {
         let cases: &[Case] = &[
             ("valid", |_| {}, &[]),
             (
+                "every placeholder a rollout offers, {{service}} and the revision hash included",
+                |md| {
+                    metric_query(md).query = r#"sum(rate(istio_requests_total{destination_service_name="{{service}}",destination_service_namespace="{{namespace}}",x="{{name}}{{variant}}{{version}}",champion_ml_revision="{{revision}}"}[{{interval}}]))"#.into()
+                },
+                &[],
+            ),
+            (
+                "{{window}} belongs to experiments",
+                |md| metric_query(md).query = "increase(x[{{window}}])".into(),
+                &["spec.strategy.canary.analysis.metrics[0].prometheus.query: unknown placeholder {{window}}"],
+            ),
+            (
                 "template container without a name type",
                 |md| md.spec.template.0["spec"]["containers"][0]["ports"] = serde_json::json!("http"),
                 &["spec.template: not a valid PodTemplateSpec"],
@@ -97,6 +124,22 @@ mod tests {
                 "bad duration stored before validation",
                 |md| md.spec.strategy.as_mut().unwrap().progress_deadline = Some(crate::api::Duration::new("soon")),
                 &["spec.strategy.progressDeadline: invalid duration"],
+            ),
+            (
+                "analysis interval under the floor",
+                |md| {
+                    let canary = md.spec.strategy.as_mut().unwrap().canary.as_mut().unwrap();
+                    canary.analysis.as_mut().unwrap().interval = Some(crate::api::Duration::new("500ms"));
+                },
+                &["spec.strategy.canary.analysis.interval: 500ms is shorter than the floor of 1s"],
+            ),
+            (
+                "analysis interval at the floor",
+                |md| {
+                    let canary = md.spec.strategy.as_mut().unwrap().canary.as_mut().unwrap();
+                    canary.analysis.as_mut().unwrap().interval = Some(crate::api::Duration::new("1s"));
+                },
+                &[],
             ),
         ];
         for (name, mutate, want) in cases {

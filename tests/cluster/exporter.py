@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""Test exporter for Prometheus: gauges that tests set over HTTP (Python 3 standard library only).
+"""Test exporter for Prometheus: gauges and counters that tests set over HTTP (Python 3 standard library only).
 
     GET  /metrics  Prometheus text format 0.0.4 of every series currently set
     GET  /series   JSON list of the series (for debugging)
     GET  /healthz  "ok"
     POST /set      {"name": "...", "labels": {"k": "v"}, "value": 1.5}   value may also be
                    "NaN", "+Inf", "-Inf" or a numeric string
+                   {"name": "...", "labels": {...}, "value": 0, "rate": 2.5}   a counter: it starts at
+                   value and grows by rate per second (so rate() over it answers rate); a name with
+                   any such series is exposed as TYPE counter
     POST /delete   {"name": "...", "labels": {...}}   removes that one series (404 if absent)
     POST /reset    removes every series
 
@@ -21,6 +24,7 @@ import os
 import re
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -28,7 +32,7 @@ METRIC_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 LABEL_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 _lock = threading.Lock()
-_series = {}  # (name, ((label, value), ...)) -> float
+_series = {}  # (name, ((label, value), ...)) -> (value, rate per second or None, time set)
 
 
 class BadRequest(Exception):
@@ -83,14 +87,22 @@ def parse_key(body):
     return name, tuple(sorted(items))
 
 
+def current(entry, now):
+    value, rate, since = entry
+    return value if rate is None else value + rate * (now - since)
+
+
 def render():
+    now = time.monotonic()
     with _lock:
         snapshot = sorted(_series.items())
+    counters = {name for (name, _), (_, rate, _) in snapshot if rate is not None}
     out = []
     last_name = None
-    for (name, labels), value in snapshot:
+    for (name, labels), entry in snapshot:
+        value = current(entry, now)
         if name != last_name:
-            out.append("# TYPE %s gauge\n" % name)
+            out.append("# TYPE %s %s\n" % (name, "counter" if name in counters else "gauge"))
             last_name = name
         if labels:
             lbl = ",".join('%s="%s"' % (k, escape_label_value(v)) for k, v in labels)
@@ -125,9 +137,10 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, "ok\n")
         elif path == "/series":
             with _lock:
+                now = time.monotonic()
                 data = [
-                    {"name": n, "labels": dict(l), "value": format_value(v)}
-                    for (n, l), v in sorted(_series.items())
+                    {"name": n, "labels": dict(l), "value": format_value(current(e, now)), "rate": e[1]}
+                    for (n, l), e in sorted(_series.items())
                 ]
             self._send(200, json.dumps(data) + "\n", "application/json")
         else:
@@ -158,8 +171,13 @@ class Handler(BaseHTTPRequestHandler):
                 if "value" not in body:
                     raise BadRequest("missing value")
                 value = parse_value(body["value"])
+                rate = body.get("rate")
+                if rate is not None:
+                    rate = parse_value(rate)
+                    if not math.isfinite(rate) or rate < 0 or not math.isfinite(value):
+                        raise BadRequest("a counter needs a finite value and a finite rate >= 0")
                 with _lock:
-                    _series[key] = value
+                    _series[key] = (value, rate, time.monotonic())
                 self._send(200, "ok\n")
             else:
                 with _lock:

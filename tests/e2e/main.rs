@@ -6,8 +6,10 @@
 
 mod harness;
 
+mod analysis;
 mod bad_input;
 mod examples;
+mod hardening;
 mod install;
 mod md;
 mod real_node;

@@ -23,6 +23,8 @@ pub struct MdYaml {
     pub query: &'static str,
     pub deadline: &'static str,
     pub pod_spec_extra: &'static str,
+    /// `strategy.scaleDownDelay` (default 1s, so tests that wait for pods to go do not wait 30 s).
+    pub scale_down_delay: &'static str,
 }
 
 impl MdYaml {
@@ -37,11 +39,23 @@ impl MdYaml {
             query: r#"champion_e2e_error_rate{namespace="{{namespace}}",variant="{{variant}}"}"#,
             deadline: "10m",
             pod_spec_extra: "",
+            scale_down_delay: "1s",
         }
     }
 
     pub fn render(&self) -> String {
-        let MdYaml { name, version, replicas, traffic, steps, failure_limit, query, deadline, pod_spec_extra } = self;
+        let MdYaml {
+            name,
+            version,
+            replicas,
+            traffic,
+            steps,
+            failure_limit,
+            query,
+            deadline,
+            pod_spec_extra,
+            scale_down_delay,
+        } = self;
         format!(
             r#"apiVersion: champion.ml/v1alpha1
 kind: ModelDeployment
@@ -56,6 +70,7 @@ spec:
 {traffic}
   strategy:
     progressDeadline: {deadline}
+    scaleDownDelay: {scale_down_delay}
     canary:
       steps: {steps}
       analysis:

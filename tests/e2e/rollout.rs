@@ -51,7 +51,7 @@ async fn replica_counts(env: &TestEnv, md: &ModelDeployment) -> (i32, i32) {
 /// (stable weight, candidate weight if a candidate backend exists, mirror percent if mirroring).
 type RouteSplit = (i64, Option<i64>, Option<i64>);
 
-fn route_api(env: &TestEnv, group: &str, kind: &str, plural: &str) -> Api<DynamicObject> {
+pub(crate) fn route_api(env: &TestEnv, group: &str, kind: &str, plural: &str) -> Api<DynamicObject> {
     let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, "v1", kind), plural);
     Api::namespaced_with(env.client(), &env.ns, &ar)
 }
@@ -84,7 +84,7 @@ fn virtual_service_split(vs: &Value) -> RouteSplit {
     (
         routes.first().and_then(|r| r["weight"].as_i64()).unwrap_or(-1),
         candidate,
-        http["mirrorPercentage"]["value"].as_f64().map(|v| v as i64),
+        http["mirrors"][0]["percentage"]["value"].as_f64().map(|v| v as i64),
     )
 }
 
@@ -268,7 +268,7 @@ async fn an_indefinite_pause_waits_for_promote() {
     let view = env.plugin(&["status", name]);
     let text = output_text(&view);
     assert!(view.status.success() && text.contains("→ 2. pause (until promote)"), "kubectl champion status:\n{text}");
-    assert!(text.contains("Candidate:  1.1.0") && text.contains("stable 70%, candidate 30%"), "{text}");
+    assert!(text.contains("Candidate:  1.1.0") && text.contains("stable 50%, candidate 50%"), "{text}");
     plugin(&env, &["promote", name]);
     let md = wait_healthy(&env, name, "1.1.0").await;
     assert!(
@@ -318,20 +318,24 @@ async fn a_new_version_mid_rollout_restarts_the_steps() {
             status(md).candidate.is_some_and(|c| c.version == "1.2.0") && status(md).current_step == Some(1)
         })
         .await;
-    assert_eq!(candidate_weight(&md), Some(30));
+    // setWeight 30 on 2 replicas under the replicas router: 1 of 2 pods, so 50% of the traffic.
+    assert_eq!(candidate_weight(&md), Some(50));
     assert!(status(&md).analysis.is_none_or(|a| a.failures == 0), "analysis restarted");
     let old: Api<Deployment> = env.api();
-    let previous = old.list(&Default::default()).await.unwrap().items;
-    assert!(
-        previous.iter().all(|d| d
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get("champion.ml/model-version"))
-            .map(String::as_str)
-            != Some("1.1.0")),
-        "the superseded candidate's Deployment is removed"
-    );
+    eventually("the superseded candidate's Deployment removed after the scale-down delay", T, || {
+        let old = old.clone();
+        async move {
+            let previous = old.list(&Default::default()).await.ok()?.items;
+            previous
+                .iter()
+                .all(|d| {
+                    d.metadata.annotations.as_ref().and_then(|a| a.get("champion.ml/model-version")).map(String::as_str)
+                        != Some("1.1.0")
+                })
+                .then_some(())
+        }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,6 +1,8 @@
-//! The ModelDeployment controller: owns the generated Deployments and Services.
+//! The ModelDeployment controller: owns the generated Deployments, Services and routing objects, and
+//! keeps them in reflector caches ([`Caches`]) that reconciles read instead of listing.
 
 pub mod apply;
+pub mod caches;
 pub mod reconcile;
 
 use std::sync::Arc;
@@ -10,12 +12,13 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DynamicObject};
 use kube::core::ApiResource;
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{Controller, controller, watcher};
+use kube::runtime::reflector::{self, ObjectRef, reflector};
+use kube::runtime::{Controller, WatchStreamExt, controller, watcher};
 
 use super::{Context, drain, error_policy, instrumented, scoped_api};
 use crate::api::ModelDeployment;
 use crate::traffic;
+pub use caches::Caches;
 
 /// How often the series of deleted ModelDeployments are pruned.
 const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
@@ -30,24 +33,39 @@ where
 {
     let client = &ctx.client;
     let owned = || watcher::Config::default().labels(crate::names::labels::DEPLOYMENT);
+    let (deployments, deployment_writer) = reflector::store::<Deployment>();
+    let (services, service_writer) = reflector::store::<Service>();
     let mut controller = Controller::new(
         scoped_api::<ModelDeployment>(client, ns.as_deref()),
         watcher::Config::default().any_semantic(),
     )
-    .owns(scoped_api::<Deployment>(client, ns.as_deref()), owned())
-    .owns(scoped_api::<Service>(client, ns.as_deref()), owned());
+    .owns_stream(
+        reflector(deployment_writer, watcher(scoped_api::<Deployment>(client, ns.as_deref()), owned()))
+            .default_backoff()
+            .touched_objects(),
+    )
+    .owns_stream(
+        reflector(service_writer, watcher(scoped_api::<Service>(client, ns.as_deref()), owned()))
+            .default_backoff()
+            .touched_objects(),
+    );
     // Routing objects are watched where their API is served, so a hand edit is put back at once.
+    let mut routes = Vec::new();
     for resource in traffic::all().into_iter().filter_map(|r| r.resource()) {
         if served(client, &resource).await {
             let api: Api<DynamicObject> = match ns.as_deref() {
                 Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
                 None => Api::all_with(client.clone(), &resource),
             };
-            controller = controller.owns_with(api, resource, owned());
+            let writer = reflector::store::Writer::new(resource.clone());
+            routes.push((resource.clone(), writer.as_reader()));
+            let stream = reflector(writer, watcher(api, owned())).default_backoff().touched_objects();
+            controller = controller.owns_stream_with(stream, resource);
         } else {
             tracing::info!(kind = %resource.kind, "API not served; generated objects of this kind are not watched");
         }
     }
+    let caches = Arc::new(Caches { deployments, services, routes });
     // Deleted ModelDeployments leave no reconcile behind; their per-object series are pruned against
     // the controller's cache instead.
     let store = controller.store();
@@ -73,7 +91,10 @@ where
     };
     let stream =
         controller.with_config(controller::Config::default().concurrency(8)).graceful_shutdown_on(shutdown).run(
-            |obj, ctx| instrumented(KIND, obj, ctx, reconcile::reconcile),
+            move |obj, ctx| {
+                let caches = caches.clone();
+                instrumented(KIND, obj, ctx, move |md, ctx| reconcile::reconcile(md, ctx, caches))
+            },
             |obj, _err, ctx| error_policy(KIND, obj.as_ref(), &ctx),
             ctx.clone(),
         );

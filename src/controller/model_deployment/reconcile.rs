@@ -2,28 +2,27 @@
 //! due) → decide (the pure step machine) → apply (objects) → status (written once, only when changed)
 //! → Events for the transitions.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
-use kube::api::{Api, ListParams};
 use kube::runtime::controller::Action;
 
-use super::apply::{self, Observed};
-use crate::analysis::{TemplateVars, measure};
-use crate::api::model_deployment::MetricResult;
+use super::Caches;
+use super::apply::{self, ApplyError};
+use crate::analysis::{candidate_vars, measure};
+use crate::api::model_deployment::{MetricResult, Verdict};
 use crate::api::{DeploymentPhase, ModelDeployment, ModelDeploymentStatus};
 use crate::conditions::{self, Desired, Transition};
 use crate::controller::acceptance::{self, Acceptance};
 use crate::controller::{Context, Result, status};
-use crate::names::{annotations, conditions as cond, labels, reasons};
-use crate::rollout::plan::{self, Decision, Input};
+use crate::names::{annotations, conditions as cond, reasons};
+use crate::rollout::desired;
+use crate::rollout::plan::{self, Input};
 use crate::rollout::request::Request;
 use crate::rollout::revision;
+use crate::traffic::Routing;
 use crate::validation::FieldError;
 
 /// How long a quiet ModelDeployment waits before a reconcile looks again (drift of objects that are not
@@ -31,7 +30,7 @@ use crate::validation::FieldError;
 const RESYNC: Duration = Duration::from_secs(300);
 
 /// Reconciles one ModelDeployment.
-pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Action> {
+pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>, caches: Arc<Caches>) -> Result<Action> {
     let now = jiff::Timestamp::now();
     let errors = crate::validation::model_deployment::validate(&md.spec, &ctx.config);
     let target = revision::target(&md.spec);
@@ -47,25 +46,21 @@ pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Ac
         .with_label_values(&[super::KIND, &md.namespace().unwrap_or_default(), &md.name_any()])
         .set(0);
 
-    let observed = observe(&ctx, &md).await?;
+    let observed = caches.observe(&md);
     let current = md.status.clone().unwrap_or_default();
     let (request, bad_request) = read_request(&md, &current);
-    let background = if plan::background_due(&md.spec, &current, &target, now) {
-        Some(measure_metrics(&ctx, &md, &current, None).await)
-    } else {
-        None
-    };
-    let gate = match plan::gate_due(&md.spec, &current, &target) {
-        Some(names) => Some(measure_metrics(&ctx, &md, &current, Some(names)).await),
-        None => None,
-    };
+    // Requests first: while one waits, nothing is measured (see `plan::due`).
+    let due = plan::due(&md.spec, &current, &target, request.is_some(), now);
+    let measured = if due.any() { measure_metrics(&ctx, &md, &current, due.metric_names()).await } else { Vec::new() };
+    let gate: Option<Vec<MetricResult>> =
+        due.gate.map(|names| measured.iter().filter(|r| names.contains(&r.name)).cloned().collect());
     let stable_ready = current
         .stable
         .as_ref()
         .and_then(|s| s.hash.as_ref())
         .and_then(|h| observed.deployments.get(h))
-        .is_some_and(apply::is_ready);
-    let candidate_ready_replicas = apply::ready_replicas(observed.deployments.get(&target.hash));
+        .is_some_and(desired::is_ready);
+    let candidate_ready_replicas = desired::ready_replicas(observed.deployments.get(&target.hash));
     let retained: Vec<String> = observed.deployments.keys().cloned().collect();
     let decision = plan::decide(&Input {
         spec: &md.spec,
@@ -73,20 +68,24 @@ pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Ac
         target: &target,
         stable_ready,
         candidate_ready_replicas,
-        background: background.as_deref(),
+        background: due.background.then_some(measured.as_slice()),
         gate: gate.as_deref(),
         request: request.as_ref(),
         retained: &retained,
         now,
     });
 
-    apply::apply(&ctx, &md, &target, &decision, &observed).await?;
+    let objects = desired::desired(&md, &target, &decision, &observed, &Routing::default());
+    if let Err(e) = apply::apply(&ctx.client, &md, &objects, &observed).await {
+        report_apply_failure(&ctx, &md, &current, &e, &Time(now)).await?;
+        return Err(e.into());
+    }
 
-    let mut new_status = finish_status(&md, &current, &decision, &Time(now));
+    let mut new_status = finish_status(&md, &current, &decision.conditions, decision.status.clone(), &Time(now));
     let mut events = decision.events.clone();
     if let Some((raw, e)) = bad_request {
         new_status.last_request = Some(raw);
-        events.push(Transition { warning: true, reason: "InvalidRequest".into(), message: e });
+        events.push(Transition { warning: true, reason: reasons::INVALID_REQUEST.into(), message: e });
     }
     status::write_if_changed(&ctx, md.as_ref(), md.status.as_ref(), &new_status).await?;
     for e in &events {
@@ -94,6 +93,28 @@ pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Ac
     }
     record_metrics(&ctx, &md, &new_status);
     Ok(Action::requeue(decision.requeue_after.unwrap_or(RESYNC).min(RESYNC)))
+}
+
+/// A generated object could not be applied: the status keeps its rollout fields (nothing moved), and
+/// says which object and why in `Degraded=True ApplyFailed`, with a Warning Event when that is new.
+async fn report_apply_failure(
+    ctx: &Context,
+    md: &ModelDeployment,
+    current: &ModelDeploymentStatus,
+    e: &ApplyError,
+    now: &Time,
+) -> Result<()> {
+    let message = format!("could not {e}; the objects already in place keep serving");
+    let degraded = Desired::new(cond::DEGRADED, true, reasons::APPLY_FAILED, message.clone());
+    let again = conditions::find(&current.conditions, cond::DEGRADED)
+        .is_some_and(|c| c.status == "True" && c.reason == reasons::APPLY_FAILED && c.message == message);
+    let s = finish_status(md, current, &[degraded], current.clone(), now);
+    status::write_if_changed(ctx, md, md.status.as_ref(), &s).await?;
+    if !again {
+        let t = Transition { warning: true, reason: reasons::APPLY_FAILED.into(), message };
+        status::publish(ctx, md, &t).await;
+    }
+    Ok(())
 }
 
 /// The acceptance status of a spec the rollout cannot act on: invalid, or following a registry alias.
@@ -108,30 +129,6 @@ pub fn accept(md: &ModelDeployment, errors: &[FieldError], now: &Time) -> Accept
     acceptance::plan(md.status.as_ref(), md.metadata.generation, errors, waiting, warning, now)
 }
 
-async fn observe(ctx: &Context, md: &ModelDeployment) -> Result<Observed> {
-    let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &md.namespace().unwrap_or_default());
-    let selector = format!("{}={}", labels::DEPLOYMENT, md.name_any());
-    let uid = md.uid();
-    let deployments = api
-        .list(&ListParams::default().labels(&selector))
-        .await?
-        .items
-        .into_iter()
-        .filter(|d| d.owner_references().iter().any(|o| Some(&o.uid) == uid.as_ref()))
-        .filter_map(|d| d.labels().get(labels::REVISION).cloned().map(|h| (h, d)))
-        .collect::<BTreeMap<_, _>>();
-    let services: Api<Service> = Api::namespaced(ctx.client.clone(), &md.namespace().unwrap_or_default());
-    let services = services
-        .list_metadata(&ListParams::default().labels(&selector))
-        .await?
-        .items
-        .into_iter()
-        .map(|s| s.name_any())
-        .collect();
-    let spec_changed = md.status.as_ref().and_then(|s| s.observed_generation) != md.metadata.generation;
-    Ok(Observed { deployments, services, spec_changed })
-}
-
 /// The control request to consume, and a malformed one to report once.
 fn read_request(md: &ModelDeployment, status: &ModelDeploymentStatus) -> (Option<Request>, Option<(String, String)>) {
     let Some(raw) = md.annotations().get(annotations::REQUEST) else { return (None, None) };
@@ -144,29 +141,34 @@ fn read_request(md: &ModelDeployment, status: &ModelDeploymentStatus) -> (Option
     }
 }
 
-/// Measures the background metrics (`names == None`) or the named gate metrics for the candidate.
+/// Measures the named metrics (`None`: all of them) for the candidate, all at once under one time
+/// budget (the operator's query timeout): a metric not measured in time is an `Error` result.
 async fn measure_metrics(
     ctx: &Context,
     md: &ModelDeployment,
     status: &ModelDeploymentStatus,
-    names: Option<&[String]>,
+    names: Option<Vec<String>>,
 ) -> Vec<MetricResult> {
     let Some(analysis) = plan::background_analysis(&md.spec) else { return Vec::new() };
-    let candidate = status.candidate.as_ref();
-    let vars = TemplateVars {
-        namespace: md.namespace(),
-        name: Some(md.name_any()),
-        variant: Some("candidate".into()),
-        version: candidate.map(|c| c.version.clone()),
-        revision: candidate.map(|c| c.revision.to_string()),
-        interval: Some(analysis.interval.as_ref().map(ToString::to_string).unwrap_or_else(|| "1m".into())),
-        window: None,
-    };
-    let mut out = Vec::new();
-    for check in analysis.metrics.iter().filter(|m| names.is_none_or(|n| n.contains(&m.name))) {
-        out.push(measure(&ctx.prometheus, &ctx.config, check, &vars).await);
-    }
-    out
+    let vars = candidate_vars(md, status.candidate.as_ref(), analysis.interval.as_ref());
+    let budget = ctx.config.query_timeout();
+    let deadline = tokio::time::Instant::now() + budget;
+    let checks = analysis.metrics.iter().filter(|m| names.as_ref().is_none_or(|n| n.contains(&m.name)));
+    futures::future::join_all(checks.map(|check| {
+        let vars = &vars;
+        async move {
+            match tokio::time::timeout_at(deadline, measure(&ctx.prometheus, &ctx.config, check, vars)).await {
+                Ok(result) => result,
+                Err(_) => MetricResult {
+                    name: check.name.clone(),
+                    value: None,
+                    verdict: Verdict::Error,
+                    message: Some(format!("not measured within the {}s budget of a reconcile", budget.as_secs_f64())),
+                },
+            }
+        }
+    }))
+    .await
 }
 
 /// The status to write: the decision's rollout fields, conditions merged (transition times kept when a
@@ -174,12 +176,12 @@ async fn measure_metrics(
 fn finish_status(
     md: &ModelDeployment,
     current: &ModelDeploymentStatus,
-    d: &Decision,
+    desired: &[Desired],
+    mut s: ModelDeploymentStatus,
     now: &Time,
 ) -> ModelDeploymentStatus {
-    let mut s = d.status.clone();
     s.observed_generation = md.metadata.generation;
-    s.conditions = conditions::merge(&current.conditions, &d.conditions, md.metadata.generation, now);
+    s.conditions = conditions::merge(&current.conditions, desired, md.metadata.generation, now);
     s
 }
 

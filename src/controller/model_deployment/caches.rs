@@ -1,0 +1,88 @@
+//! The controller's reflector caches of generated objects: a reconcile reads what exists from them
+//! instead of listing, so a steady-state reconcile makes no read request at all.
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
+use kube::ResourceExt;
+use kube::api::DynamicObject;
+use kube::core::ApiResource;
+use kube::runtime::reflector::Store;
+use kube::runtime::reflector::store::Writer;
+use kube::runtime::watcher;
+
+use crate::api::ModelDeployment;
+use crate::names::labels;
+use crate::rollout::desired::Observed;
+
+/// The caches of one controller (one watched scope).
+pub struct Caches {
+    /// Generated Deployments.
+    pub deployments: Store<Deployment>,
+    /// Generated Services.
+    pub services: Store<Service>,
+    /// Generated routing objects, per served routing API.
+    pub routes: Vec<(ApiResource, Store<DynamicObject>)>,
+}
+
+fn owned_by<K: ResourceExt>(obj: &K, md: &ModelDeployment) -> bool {
+    obj.namespace() == md.namespace() && obj.owner_references().iter().any(|o| Some(&o.uid) == md.uid().as_ref())
+}
+
+impl Caches {
+    /// What exists for `md`: its Deployments by revision, Services by name, routing objects.
+    pub fn observe(&self, md: &ModelDeployment) -> Observed {
+        let deployments = self
+            .deployments
+            .state()
+            .into_iter()
+            .filter(|d| owned_by(d.as_ref(), md))
+            .filter_map(|d| d.labels().get(labels::REVISION).cloned().map(|h| (h, d.as_ref().clone())))
+            .collect();
+        let services = self
+            .services
+            .state()
+            .into_iter()
+            .filter(|s| owned_by(s.as_ref(), md))
+            .map(|s| (s.name_any(), s.as_ref().clone()))
+            .collect();
+        let routes = self
+            .routes
+            .iter()
+            .flat_map(|(resource, store)| {
+                store
+                    .state()
+                    .into_iter()
+                    .filter(|o| owned_by(o.as_ref(), md))
+                    .map(|o| (resource.clone(), o.as_ref().clone()))
+            })
+            .collect();
+        Observed { deployments, services, routes }
+    }
+
+    /// Caches filled with the given objects (for tests and benchmarks: no watch behind them).
+    pub fn with_objects(
+        deployments: Vec<Deployment>,
+        services: Vec<Service>,
+        routes: Vec<(ApiResource, Vec<DynamicObject>)>,
+    ) -> Self {
+        let mut dw = Writer::<Deployment>::default();
+        for d in deployments {
+            dw.apply_watcher_event(&watcher::Event::Apply(d));
+        }
+        let mut sw = Writer::<Service>::default();
+        for s in services {
+            sw.apply_watcher_event(&watcher::Event::Apply(s));
+        }
+        let routes = routes
+            .into_iter()
+            .map(|(resource, objs)| {
+                let mut w = Writer::<DynamicObject>::new(resource.clone());
+                for o in objs {
+                    w.apply_watcher_event(&watcher::Event::Apply(o));
+                }
+                (resource, w.as_reader())
+            })
+            .collect();
+        Self { deployments: dw.as_reader(), services: sw.as_reader(), routes }
+    }
+}
