@@ -238,6 +238,19 @@ async fn traffic_leaves_pods_before_they_go_and_never_reaches_pods_that_are_not_
         (replicas_of(&env, name, candidate.clone()).await == Some(0)).then_some(())
     })
     .await;
+    // A refused rollback gives the rolled-back candidate (no pods now) no share either.
+    plugin(&env, &["rollback", name, "--to", "9.9.9"]);
+    eventually("RollbackRefused", T, || async {
+        env.events().iter().any(|(r, _, note, _)| r == "RollbackRefused" && note.contains("9.9.9")).then_some(())
+    })
+    .await;
+    let md = env
+        .wait_for::<ModelDeployment, _>(name, "still rolled back", T, |md| {
+            phase(md) == Some(DeploymentPhase::RolledBack)
+        })
+        .await;
+    assert_eq!(weights(&md), (100, 0));
+    assert_eq!(route_weights(&env, name).await.get("router-candidate"), Some(&0));
 
     // Promotion: the stable Service selects the new revision first, the old stable's pods go later.
     plugin(&env, &["retry", name]);
