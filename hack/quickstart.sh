@@ -193,14 +193,14 @@ Ask it, through its Service (kube-proxy routes the ClusterIP from this machine):
 Ship a new version and watch the canary split (replicas router: 1 pod of each at setWeight 50):
 
   kubectl patch md $NAME -n $DEMO_NS --type=merge -p '{"spec":{"model":{"version":"1.1.0","uri":"s3://models/$NAME/1.1.0"}}}'
-  for i in \\$(seq 20); do $PREDICT; echo; done | grep -o '"version":"[^"]*"' | sort | uniq -c
+  for i in {1..20}; do $PREDICT; echo; done | grep -o '"version":"[^"]*"' | sort | uniq -c
   kubectl champion promote $NAME -n $DEMO_NS      # or ship one with ERROR_RATE "0.5" in the template: rolled back
 
   # what Prometheus scraped from the pods (pod labels become series labels)
   curl -s $PROMETHEUS_URL/api/v1/query --data-urlencode 'query=sum by (champion_ml_revision, code) (http_requests_total{namespace="$DEMO_NS"})'
-
 EOT
 fi)
+
 Stop everything:
 
   hack/quickstart.sh down
