@@ -266,10 +266,12 @@ makeIPTablesUtilChains: false
 resolvConf: ""
 podLogsDir: $N/kubelet/podlogs
 volumePluginDir: $N/kubelet/volume-plugins
-# never garbage-collect the imported images (they cannot be pulled again), evict only when really full
+# never garbage-collect the imported images (they cannot be pulled again); evict (and taint the node with
+# disk-pressure) only when the disk is really full: absolute amounts, because a test machine's disk is
+# often > 99 % used by build caches (seen: 1 % thresholds tainted the node during a run, no pod scheduled)
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
-evictionHard: {memory.available: 100Mi, nodefs.available: 1%, imagefs.available: 1%, nodefs.inodesFree: 1%}
+evictionHard: {memory.available: 100Mi, nodefs.available: 200Mi, imagefs.available: 200Mi, nodefs.inodesFree: 1%}
 registerWithTaints:
 - {key: $REAL_NODE_LABEL, value: "true", effect: NoSchedule}
 shutdownGracePeriod: 0s
