@@ -112,6 +112,7 @@ pub fn spec_ready(errors: &[crate::validation::FieldError], ready: Desired) -> D
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::names::reasons;
 
     fn t(secs: i64) -> Time {
         Time(k8s_openapi::jiff::Timestamp::from_second(secs).unwrap())
@@ -126,11 +127,11 @@ mod tests {
         // (current status and time, desired, expected time)
         type Case = (Option<(bool, i64)>, Desired, i64);
         let table: &[Case] = &[
-            (None, ready(false, "InvalidSpec"), 100),
-            (Some((false, 10)), ready(false, "InvalidSpec"), 10),
+            (None, ready(false, reasons::INVALID_SPEC), 100),
+            (Some((false, 10)), ready(false, reasons::INVALID_SPEC), 10),
             (Some((false, 10)), ready(false, "OtherReason"), 10),
-            (Some((false, 10)), ready(true, "Accepted"), 100),
-            (Some((true, 10)), ready(false, "InvalidSpec"), 100),
+            (Some((false, 10)), ready(true, reasons::ACCEPTED), 100),
+            (Some((true, 10)), ready(false, reasons::INVALID_SPEC), 100),
         ];
         for (current, desired, want) in table {
             let current: Vec<Condition> =
@@ -153,14 +154,14 @@ mod tests {
 
     #[test]
     fn transitions_on_status_or_reason_only() {
-        let old = merge(&[], &[ready(false, "InvalidSpec")], Some(1), &t(1));
+        let old = merge(&[], &[ready(false, reasons::INVALID_SPEC)], Some(1), &t(1));
         let same_other_message =
-            merge(&old, &[Desired::new("Ready", false, "InvalidSpec", "another field")], Some(2), &t(2));
-        let fixed = merge(&old, &[ready(true, "Accepted")], Some(2), &t(2));
-        let other_reason = merge(&old, &[ready(false, "DeploymentNotFound")], Some(2), &t(2));
+            merge(&old, &[Desired::new("Ready", false, reasons::INVALID_SPEC, "another field")], Some(2), &t(2));
+        let fixed = merge(&old, &[ready(true, reasons::ACCEPTED)], Some(2), &t(2));
+        let other_reason = merge(&old, &[ready(false, reasons::DEPLOYMENT_NOT_FOUND)], Some(2), &t(2));
         assert_eq!(transition(Some(&old[0]), &same_other_message[0], true), None);
-        assert_eq!(transition(Some(&old[0]), &fixed[0], false).unwrap().reason, "Accepted");
-        assert_eq!(transition(Some(&old[0]), &other_reason[0], true).unwrap().reason, "DeploymentNotFound");
+        assert_eq!(transition(Some(&old[0]), &fixed[0], false).unwrap().reason, reasons::ACCEPTED);
+        assert_eq!(transition(Some(&old[0]), &other_reason[0], true).unwrap().reason, reasons::DEPLOYMENT_NOT_FOUND);
         assert!(transition(None, &old[0], true).unwrap().warning);
     }
 

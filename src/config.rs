@@ -110,7 +110,17 @@ impl OperatorConfig {
 
     /// The base URL of a Prometheus provider by name (`None` picks `default`).
     pub fn prometheus_url(&self, provider: Option<&str>) -> Option<&str> {
-        self.prometheus.get(provider.unwrap_or(DEFAULT_PROVIDER)).map(String::as_str)
+        self.provider_url(provider).ok()
+    }
+
+    /// The base URL of a Prometheus provider by name (`None` picks `default`), or the error that
+    /// validation and measurement both report.
+    pub fn provider_url(&self, provider: Option<&str>) -> Result<&str, UnknownProvider> {
+        let name = provider.unwrap_or(DEFAULT_PROVIDER);
+        self.prometheus.get(name).map(String::as_str).ok_or_else(|| UnknownProvider {
+            name: name.to_string(),
+            configured: self.prometheus.keys().cloned().collect(),
+        })
     }
 
     /// The metric query timeout.
@@ -120,6 +130,19 @@ impl OperatorConfig {
             .and_then(|t| crate::api::duration::parse_duration(t).ok())
             .unwrap_or(std::time::Duration::from_secs(10))
     }
+}
+
+/// A spec names a Prometheus provider the operator config does not have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "no Prometheus provider named {name:?} in the operator config (configured: {})",
+    if configured.is_empty() { "none".to_string() } else { configured.join(", ") }
+)]
+pub struct UnknownProvider {
+    /// The name asked for (`default` when the spec names none).
+    pub name: String,
+    /// The names the config has.
+    pub configured: Vec<String>,
 }
 
 /// Whether `s` is a lowercase RFC 1123 label (namespace names, provider names).

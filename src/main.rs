@@ -4,7 +4,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{Parser, Subcommand};
 use tokio::sync::watch;
@@ -130,15 +129,15 @@ async fn run(config_path: Option<PathBuf>, listen: SocketAddr) -> Result<(), Str
     });
 
     let metrics = Arc::new(Metrics::new());
-    let ready = Arc::new(AtomicBool::new(false));
-    let state = ServerState { metrics: metrics.clone(), ready: ready.clone() };
+    let namespaces = config.namespaces.clone();
+    let ctx = Context::new(client, Arc::new(config), metrics.clone());
+    // /readyz turns ready once every controller has synced its cache (see controller::readiness).
+    let ready = ctx.readiness.clone();
+    let state = ServerState { metrics, ready: ready.clone() };
     let listener =
         tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let server = tokio::spawn(server::serve_listener(listener, state, stopped()));
 
-    let namespaces = config.namespaces.clone();
-    let ctx = Context::new(client, Arc::new(config), metrics);
-    ready.store(true, Ordering::SeqCst);
     // After the signal, reconciles in flight get a grace period; a controller whose watch had not yet
     // filled its cache at that moment may never notice the end of its input (kube-runtime holds such a
     // runner until the store is ready), so the process does not wait for it past the grace period.
@@ -150,7 +149,7 @@ async fn run(config_path: Option<PathBuf>, listen: SocketAddr) -> Result<(), Str
         _ = controller::run(ctx, namespaces, stopped()) => {}
         _ = grace => tracing::warn!("controllers still busy {SHUTDOWN_GRACE:?} after the signal; exiting anyway"),
     }
-    ready.store(false, Ordering::SeqCst);
+    ready.stopping();
     match server.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Err(format!("health server failed: {e}")),

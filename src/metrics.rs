@@ -1,6 +1,7 @@
 //! The operator's own Prometheus metrics, all prefixed `champion_`, with bounded label sets: kinds,
-//! error categories and phases are fixed lists; per-object series exist only for ModelDeployments and
-//! are removed when the object goes away.
+//! error categories and phases are fixed lists; per-object series (`champion_invalid_spec` of every
+//! kind, the weight and phase of ModelDeployments) are removed when the object goes away, by the
+//! controller whose cache holds it ([`Metrics::prune`]).
 
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 
@@ -69,28 +70,32 @@ impl Metrics {
         Self { registry, reconciliations, failures, duration, invalid_specs, candidate_weight, phase }
     }
 
-    /// Removes the per-object series (weight, phase, invalid spec) of ModelDeployments for which `exists`
-    /// says no, so deleted objects do not leave series behind.
-    pub fn prune_model_deployments(&self, exists: impl Fn(&str, &str) -> bool) {
-        use prometheus::core::Collector;
-        let label = |m: &prometheus::proto::Metric, name: &str| {
-            m.get_label().iter().find(|l| l.name() == name).map(|l| l.value().to_string()).unwrap_or_default()
-        };
-        for family in self.candidate_weight.collect() {
-            for m in family.get_metric() {
-                let (ns, name) = (label(m, "namespace"), label(m, "name"));
-                if !exists(&ns, &name) {
-                    let _ = self.candidate_weight.remove_label_values(&[&ns, &name]);
-                    let _ = self.invalid_specs.remove_label_values(&["ModelDeployment", &ns, &name]);
-                }
+    /// Removes the per-object series of objects of `kind` in `scope` (one namespace, or all when `None`)
+    /// for which `exists(namespace, name)` says no, so deleted objects leave no series behind. Series of
+    /// other kinds and of namespaces outside `scope` are left alone: each controller prunes what its
+    /// own cache can answer for. `champion_invalid_spec` is pruned for every kind, the weight and phase
+    /// series for ModelDeployments.
+    pub fn prune(&self, kind: &str, scope: Option<&str>, exists: impl Fn(&str, &str) -> bool) {
+        let gone = |ns: &str, name: &str| scope.is_none_or(|s| s == ns) && !exists(ns, name);
+        for labels in series_labels(&self.invalid_specs) {
+            let (k, ns, name) = (label(&labels, "kind"), label(&labels, "namespace"), label(&labels, "name"));
+            if k == kind && gone(ns, name) {
+                let _ = self.invalid_specs.remove_label_values(&[k, ns, name]);
             }
         }
-        for family in self.phase.collect() {
-            for m in family.get_metric() {
-                let (ns, name, phase) = (label(m, "namespace"), label(m, "name"), label(m, "phase"));
-                if !exists(&ns, &name) {
-                    let _ = self.phase.remove_label_values(&[&ns, &name, &phase]);
-                }
+        if kind != MODEL_DEPLOYMENT {
+            return;
+        }
+        for labels in series_labels(&self.candidate_weight) {
+            let (ns, name) = (label(&labels, "namespace"), label(&labels, "name"));
+            if gone(ns, name) {
+                let _ = self.candidate_weight.remove_label_values(&[ns, name]);
+            }
+        }
+        for labels in series_labels(&self.phase) {
+            let (ns, name, phase) = (label(&labels, "namespace"), label(&labels, "name"), label(&labels, "phase"));
+            if gone(ns, name) {
+                let _ = self.phase.remove_label_values(&[ns, name, phase]);
             }
         }
     }
@@ -101,6 +106,24 @@ impl Metrics {
         prometheus::TextEncoder::new().encode_utf8(&self.registry.gather(), &mut out).unwrap_or_default();
         out
     }
+}
+
+/// The kind label of ModelDeployment series.
+const MODEL_DEPLOYMENT: &str = "ModelDeployment";
+
+/// The label pairs of every series of a metric vector.
+fn series_labels(collector: &impl prometheus::core::Collector) -> Vec<Vec<(String, String)>> {
+    collector
+        .collect()
+        .iter()
+        .flat_map(|family| family.get_metric().iter())
+        .map(|m| m.get_label().iter().map(|l| (l.name().to_string(), l.value().to_string())).collect())
+        .collect()
+}
+
+/// The value of label `name` in `labels` (empty when absent).
+fn label<'a>(labels: &'a [(String, String)], name: &str) -> &'a str {
+    labels.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str()).unwrap_or_default()
 }
 
 impl Default for Metrics {
@@ -123,17 +146,65 @@ mod tests {
         assert!(text.contains("champion_reconcile_failures_total{category=\"kube\",kind=\"ModelDeployment\"} 1"));
     }
 
-    #[test]
-    fn prunes_series_of_deleted_model_deployments() {
-        let m = Metrics::new();
-        for name in ["kept", "gone"] {
-            m.candidate_weight.with_label_values(&["ml", name]).set(10);
-            m.phase.with_label_values(&["ml", name, "Progressing"]).set(1);
-            m.phase.with_label_values(&["ml", name, "Healthy"]).set(0);
+    /// Every per-object series as `metric{kind/namespace/name}` lines, sorted, for comparisons.
+    fn per_object_series(m: &Metrics) -> Vec<String> {
+        let mut out = Vec::new();
+        for (metric, labels) in [
+            ("invalid", series_labels(&m.invalid_specs)),
+            ("weight", series_labels(&m.candidate_weight)),
+            ("phase", series_labels(&m.phase)),
+        ] {
+            for l in labels {
+                let kind = if metric == "invalid" { label(&l, "kind") } else { MODEL_DEPLOYMENT };
+                out.push(format!("{metric} {kind}/{}/{}", label(&l, "namespace"), label(&l, "name")));
+            }
         }
-        m.prune_model_deployments(|ns, name| ns == "ml" && name == "kept");
-        let text = m.render();
-        assert!(text.contains("name=\"kept\""), "{text}");
-        assert!(!text.contains("name=\"gone\""), "{text}");
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    #[test]
+    fn prunes_only_deleted_objects_of_its_kind_and_scope() {
+        let fresh = || {
+            let m = Metrics::new();
+            for ns in ["a", "b"] {
+                for name in ["kept", "gone"] {
+                    m.candidate_weight.with_label_values(&[ns, name]).set(10);
+                    m.phase.with_label_values(&[ns, name, "Progressing"]).set(1);
+                    m.phase.with_label_values(&[ns, name, "Healthy"]).set(0);
+                    for kind in ["ModelDeployment", "Experiment", "RetrainPolicy"] {
+                        m.invalid_specs.with_label_values(&[kind, ns, name]).set(0);
+                    }
+                }
+            }
+            // An invalid ModelDeployment never got a weight series; its invalid-spec series is pruned too.
+            m.invalid_specs.with_label_values(&["ModelDeployment", "a", "never-valid"]).set(1);
+            m
+        };
+        let kept = |_: &str, name: &str| name == "kept";
+        // (kind, scope, series that must be gone afterwards; every other series must stay)
+        let table: &[(&str, Option<&str>, &[&str])] = &[
+            (
+                "ModelDeployment",
+                Some("a"),
+                &[
+                    "invalid ModelDeployment/a/gone",
+                    "invalid ModelDeployment/a/never-valid",
+                    "phase ModelDeployment/a/gone",
+                    "weight ModelDeployment/a/gone",
+                ],
+            ),
+            ("Experiment", Some("b"), &["invalid Experiment/b/gone"]),
+            ("RetrainPolicy", None, &["invalid RetrainPolicy/a/gone", "invalid RetrainPolicy/b/gone"]),
+        ];
+        for (kind, scope, want_gone) in table {
+            let m = fresh();
+            let before = per_object_series(&m);
+            m.prune(kind, *scope, kept);
+            let after = per_object_series(&m);
+            let gone: Vec<&str> = before.iter().filter(|s| !after.contains(s)).map(String::as_str).collect();
+            assert_eq!(&gone, want_gone, "{kind} in {scope:?}");
+        }
     }
 }

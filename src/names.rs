@@ -37,76 +37,124 @@ pub mod conditions {
     pub const WEIGHT_EXACT: &str = "WeightExact";
 }
 
-/// Reasons used on conditions and Events (CamelCase, as Kubernetes does).
+/// Every reason Champion puts on a condition or an Event (CamelCase, as Kubernetes does). A reason that
+/// appears both on an Event and as a condition's reason is one constant, so the two always match.
+/// Grouped by where they appear; tests compare against these constants, not against literals.
 pub mod reasons {
-    /// The spec has a problem only the operator could see; the message names the field.
+    // ----- acceptance: is the spec usable (the Ready condition of every kind, and its Events) -----
+
+    /// The spec has a problem only the operator could see; the message names the field (Ready=False,
+    /// and a Warning Event).
     pub const INVALID_SPEC: &str = "InvalidSpec";
-    /// The spec was accepted and is waiting for its first action.
+    /// The spec was accepted and is waiting for its first action (Ready=False).
     pub const ACCEPTED: &str = "Accepted";
-    /// The spec follows a registry alias, which this operator version cannot resolve.
+    /// The spec follows a registry alias, which this operator version cannot resolve (Ready=False, and a
+    /// Warning Event).
     pub const REGISTRY_UNSUPPORTED: &str = "RegistryUnsupported";
-    /// The ModelDeployment named in spec.deploymentRef does not exist.
+    /// The ModelDeployment named in spec.deploymentRef does not exist (Ready=False on an Experiment or a
+    /// RetrainPolicy, and a Warning Event).
     pub const DEPLOYMENT_NOT_FOUND: &str = "DeploymentNotFound";
 
-    // ModelDeployment rollout: Event reasons (and the Degraded condition's reasons where noted).
+    // ----- ModelDeployment conditions -----
+
+    /// Ready=True: the stable version's pods are ready and serve.
+    pub const SERVING: &str = "Serving";
+    /// Ready=False: the stable version has pods that are not ready.
+    pub const PODS_NOT_READY: &str = "PodsNotReady";
+    /// Progressing=True: a candidate is being rolled out.
+    pub const ROLLOUT_IN_PROGRESS: &str = "RolloutInProgress";
+    /// Progressing=True: the first version is being deployed (no candidate yet).
+    pub const DEPLOYING: &str = "Deploying";
+    /// Progressing=False: one version serves all traffic.
+    pub const ROLLOUT_COMPLETE: &str = "RolloutComplete";
+    /// Degraded=False: nothing needs attention.
+    pub const AS_EXPECTED: &str = "AsExpected";
+    /// Paused=True: the rollout waits at a pause step or by request.
+    pub const PAUSED: &str = "Paused";
+    /// Paused=False.
+    pub const NOT_PAUSED: &str = "NotPaused";
+    /// WeightExact=True: the traffic split is the one the steps ask for.
+    pub const EXACT: &str = "Exact";
+    /// WeightExact=False: the replicas router cannot give the requested weight with the pods it has.
+    pub const REPLICAS_TOO_FEW: &str = "ReplicasTooFew";
+
+    // ----- ModelDeployment Events (Normal): the rollout's transitions -----
+
     /// The first version of a ModelDeployment is deployed.
     pub const DEPLOYED: &str = "Deployed";
-    /// A new version starts its steps.
+    /// A new version starts its canary steps (also when it replaces a candidate mid-rollout).
     pub const ROLLOUT_STARTED: &str = "RolloutStarted";
-    /// The spec went back to the stable version mid-rollout.
-    pub const ROLLOUT_CANCELLED: &str = "RolloutCancelled";
-    /// `retry` restarted a rolled-back version.
-    pub const ROLLOUT_RETRIED: &str = "RolloutRetried";
-    /// The candidate became stable.
-    pub const PROMOTED: &str = "Promoted";
-    /// `promote --full` skipped the remaining steps.
-    pub const PROMOTED_BY_REQUEST: &str = "PromotedByRequest";
-    /// The rollout moved to its next step.
+    /// A canary step completed and the next one began.
     pub const CANARY_STEP_ADVANCED: &str = "CanaryStepAdvanced";
-    /// Analysis failed and the rollout was rolled back (also a Degraded reason).
-    pub const ANALYSIS_FAILED: &str = "AnalysisFailed";
-    /// One background analysis run failed, within the failure limit.
-    pub const ANALYSIS_RUN_FAILED: &str = "AnalysisRunFailed";
-    /// Metrics cannot be measured; the rollout holds (also a Degraded reason).
-    pub const METRIC_UNAVAILABLE: &str = "MetricUnavailable";
-    /// Metrics stayed unmeasurable longer than `analysis.maxOutage`; rolled back (also a Degraded reason).
-    pub const METRIC_OUTAGE: &str = "MetricOutage";
-    /// The rollout waited longer than `progressDeadline`; rolled back (also a Degraded reason).
-    pub const PROGRESS_DEADLINE_EXCEEDED: &str = "ProgressDeadlineExceeded";
-    /// `abort` rolled the rollout back (also a Degraded reason).
-    pub const ABORTED: &str = "Aborted";
-    /// A rollback (by request, or the condition of a rolled-back version).
+    /// The candidate became stable and serves all traffic.
+    pub const PROMOTED: &str = "Promoted";
+    /// `promote --full`: the remaining steps are skipped by request.
+    pub const PROMOTED_BY_REQUEST: &str = "PromotedByRequest";
+    /// The spec went back to the stable version; the candidate is stopped.
+    pub const ROLLOUT_CANCELLED: &str = "RolloutCancelled";
+    /// `retry`: a rolled-back candidate starts its steps again.
+    pub const ROLLOUT_RETRIED: &str = "RolloutRetried";
+
+    // ----- ModelDeployment Events (Warning) and Degraded=True reasons: what went wrong -----
+
+    /// Rolled back to stable (by `rollback`, or as Progressing=False / Degraded=True after any rollback).
     pub const ROLLED_BACK: &str = "RolledBack";
-    /// `rollback` could not be done (also a Degraded reason).
+    /// `abort`: all traffic back to stable by request.
+    pub const ABORTED: &str = "Aborted";
+    /// Background analysis failed more than failureLimit times, or an analysis gate failed: rolled back.
+    pub const ANALYSIS_FAILED: &str = "AnalysisFailed";
+    /// One background analysis run failed, within failureLimit.
+    pub const ANALYSIS_RUN_FAILED: &str = "AnalysisRunFailed";
+    /// A metric could not be measured (provider unreachable, bad answer): the rollout holds.
+    pub const METRIC_UNAVAILABLE: &str = "MetricUnavailable";
+    /// Metrics stayed unmeasurable longer than `analysis.maxOutage`: rolled back.
+    pub const METRIC_OUTAGE: &str = "MetricOutage";
+    /// No progress within progressDeadline: rolled back.
+    pub const PROGRESS_DEADLINE_EXCEEDED: &str = "ProgressDeadlineExceeded";
+    /// `rollback` asked for a version that is not in the history, or whose Deployment is gone.
     pub const ROLLBACK_REFUSED: &str = "RollbackRefused";
+    /// The `champion.ml/request` annotation could not be parsed; reported once.
+    pub const INVALID_REQUEST: &str = "InvalidRequest";
     /// A control request did nothing in the current phase; the message says why.
     pub const REQUEST_IGNORED: &str = "RequestIgnored";
-    /// The request annotation could not be parsed.
-    pub const INVALID_REQUEST: &str = "InvalidRequest";
-    /// A generated object could not be applied; the message names it (also a Degraded reason).
+    /// A generated object could not be applied; the message names it and why.
     pub const APPLY_FAILED: &str = "ApplyFailed";
 
-    // ModelDeployment condition reasons.
-    /// Ready: the stable version's pods are ready.
-    pub const SERVING: &str = "Serving";
-    /// Ready: the stable version has pods that are not ready.
-    pub const PODS_NOT_READY: &str = "PodsNotReady";
-    /// Progressing: a candidate is being rolled out.
-    pub const ROLLOUT_IN_PROGRESS: &str = "RolloutInProgress";
-    /// Progressing: the first version waits for its pods.
-    pub const DEPLOYING: &str = "Deploying";
-    /// Progressing (false): one version serves all traffic.
-    pub const ROLLOUT_COMPLETE: &str = "RolloutComplete";
-    /// Degraded (false): nothing to report.
-    pub const AS_EXPECTED: &str = "AsExpected";
-    /// Paused: the rollout waits at a pause.
-    pub const PAUSED: &str = "Paused";
-    /// Paused (false).
-    pub const NOT_PAUSED: &str = "NotPaused";
-    /// WeightExact: the split is the requested one.
-    pub const EXACT: &str = "Exact";
-    /// WeightExact (false): the replicas router cannot give the requested weight with the pods it has.
-    pub const REPLICAS_TOO_FEW: &str = "ReplicasTooFew";
+    /// Every reason above, for checks over all of them.
+    pub const ALL: &[&str] = &[
+        INVALID_SPEC,
+        ACCEPTED,
+        REGISTRY_UNSUPPORTED,
+        DEPLOYMENT_NOT_FOUND,
+        SERVING,
+        PODS_NOT_READY,
+        ROLLOUT_IN_PROGRESS,
+        DEPLOYING,
+        ROLLOUT_COMPLETE,
+        AS_EXPECTED,
+        PAUSED,
+        NOT_PAUSED,
+        EXACT,
+        REPLICAS_TOO_FEW,
+        DEPLOYED,
+        ROLLOUT_STARTED,
+        CANARY_STEP_ADVANCED,
+        PROMOTED,
+        PROMOTED_BY_REQUEST,
+        ROLLOUT_CANCELLED,
+        ROLLOUT_RETRIED,
+        ROLLED_BACK,
+        ABORTED,
+        ANALYSIS_FAILED,
+        ANALYSIS_RUN_FAILED,
+        METRIC_UNAVAILABLE,
+        METRIC_OUTAGE,
+        PROGRESS_DEADLINE_EXCEEDED,
+        ROLLBACK_REFUSED,
+        INVALID_REQUEST,
+        REQUEST_IGNORED,
+        APPLY_FAILED,
+    ];
 }
 
 /// Annotation keys read by the operator.
@@ -116,4 +164,25 @@ pub mod annotations {
     pub const REQUEST: &str = "champion.ml/request";
     /// The model version a generated Deployment serves.
     pub const MODEL_VERSION: &str = "champion.ml/model-version";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reasons;
+
+    #[test]
+    fn reasons_are_unique_camel_case_words() {
+        let mut seen = std::collections::BTreeSet::new();
+        for r in reasons::ALL {
+            assert!(seen.insert(*r), "{r} twice");
+            // What the API server accepts as a condition reason, in Kubernetes' CamelCase style.
+            assert!(r.len() <= 1024 && r.starts_with(|c: char| c.is_ascii_uppercase()), "{r}");
+            assert!(r.chars().all(|c| c.is_ascii_alphanumeric()), "{r}");
+        }
+        // The source lists every constant of the module in ALL.
+        let source = include_str!("names.rs");
+        let module = &source[source.find("pub mod reasons").unwrap_or(0)..source.find("pub const ALL").unwrap_or(0)];
+        let declared = module.matches("pub const ").count();
+        assert_eq!(declared, reasons::ALL.len(), "a reason is missing from reasons::ALL");
+    }
 }

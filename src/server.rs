@@ -1,8 +1,8 @@
 //! The operator's HTTP endpoints: `/metrics`, `/healthz` (the process runs) and `/readyz` (the CRDs
-//! are served and the controllers are watching).
+//! are served and every controller has synced its cache and reconciles; see
+//! [`crate::controller::readiness`]).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::extract::State;
@@ -10,6 +10,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
+use crate::controller::readiness::Readiness;
 use crate::metrics::Metrics;
 
 /// What the endpoints read.
@@ -17,8 +18,8 @@ use crate::metrics::Metrics;
 pub struct ServerState {
     /// The metrics to serve.
     pub metrics: Arc<Metrics>,
-    /// Set once the controllers are running.
-    pub ready: Arc<AtomicBool>,
+    /// Whether the controllers' caches are synced.
+    pub ready: Arc<Readiness>,
 }
 
 /// The router with the three endpoints.
@@ -35,7 +36,8 @@ async fn metrics(State(s): State<ServerState>) -> impl IntoResponse {
 }
 
 async fn readyz(State(s): State<ServerState>) -> impl IntoResponse {
-    if s.ready.load(Ordering::SeqCst) { (StatusCode::OK, "ok") } else { (StatusCode::SERVICE_UNAVAILABLE, "starting") }
+    let code = if s.ready.is_ready() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (code, s.ready.describe())
 }
 
 /// Serves on a bound listener until `shutdown` completes.

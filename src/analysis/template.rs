@@ -1,8 +1,9 @@
 //! Fills in the `{{placeholder}}`s of a metric query.
 //!
-//! The placeholders are those that [`crate::validation::check_placeholders`] accepts; which of them a kind
-//! offers is decided by its validation (`QUERY_PLACEHOLDERS`), so a query that passed validation renders as
-//! long as the caller sets every value that kind promises.
+//! One scanner, [`parse`], serves validation ([`check_placeholders`], re-exported by
+//! [`crate::validation`]) and measurement ([`render`]); which placeholders a kind offers is decided by its
+//! validation (`QUERY_PLACEHOLDERS`), so a query that passed validation renders as long as the caller sets
+//! every value that kind promises.
 
 use kube::ResourceExt;
 
@@ -87,6 +88,66 @@ const CANDIDATE: &str = "candidate";
 /// `{{interval}}` when the spec sets none.
 const DEFAULT_INTERVAL: &str = "1m";
 
+/// One piece of a query template.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Piece<'a> {
+    /// Text copied as it is.
+    Text(&'a str),
+    /// A `{{placeholder}}`'s name, spaces inside the braces trimmed.
+    Placeholder(&'a str),
+}
+
+/// Splits a query template into text and placeholders: the one scanner behind both
+/// [`check_placeholders`] (validation) and [`render`] (measurement), so that what validation accepts
+/// renders. Errors, as a sentence: an unclosed `{{`, or a `}}` without its `{{`.
+pub fn parse(template: &str) -> Result<Vec<Piece<'_>>, String> {
+    let mut pieces = Vec::new();
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        let (before, after) = (&rest[..start], &rest[start + 2..]);
+        if before.contains("}}") {
+            return Err(UNMATCHED_CLOSE.into());
+        }
+        let end = after.find("}}").ok_or_else(|| "a {{ placeholder in the query is not closed with }}".to_string())?;
+        if !before.is_empty() {
+            pieces.push(Piece::Text(before));
+        }
+        pieces.push(Piece::Placeholder(after[..end].trim()));
+        rest = &after[end + 2..];
+    }
+    if rest.contains("}}") {
+        return Err(UNMATCHED_CLOSE.into());
+    }
+    if !rest.is_empty() {
+        pieces.push(Piece::Text(rest));
+    }
+    Ok(pieces)
+}
+
+/// The error of a `}}` without its `{{`.
+const UNMATCHED_CLOSE: &str = "a }} in the query has no matching {{";
+
+/// The error of a placeholder that is not one of `known`.
+fn unknown(name: &str, known: &[&str]) -> String {
+    format!(
+        "unknown placeholder {{{{{name}}}}}; known: {}",
+        known.iter().map(|n| format!("{{{{{n}}}}}")).collect::<Vec<_>>().join(", ")
+    )
+}
+
+/// Checks that every `{{placeholder}}` in `template` is one of `allowed` and that braces are balanced
+/// (validation; the kinds' `QUERY_PLACEHOLDERS` are the lists).
+pub fn check_placeholders(template: &str, allowed: &[&str]) -> Result<(), String> {
+    for piece in parse(template)? {
+        if let Piece::Placeholder(name) = piece
+            && !allowed.contains(&name)
+        {
+            return Err(unknown(name, allowed));
+        }
+    }
+    Ok(())
+}
+
 /// Replaces every `{{placeholder}}` (spaces inside the braces allowed) in `query` with its value.
 ///
 /// Values are inserted as they are, except that a value containing `"` or `\` is escaped as for a PromQL
@@ -94,35 +155,19 @@ const DEFAULT_INTERVAL: &str = "1m";
 /// single pass: a value that itself contains `{{…}}` is not expanded again.
 ///
 /// Errors, as a sentence naming the placeholder: an unknown placeholder, one whose value is `None`, an
-/// unclosed `{{`, or a `}}` without its `{{` (the same rules as
-/// [`crate::validation::check_placeholders`]).
+/// unclosed `{{`, or a `}}` without its `{{` (the rules of [`check_placeholders`], from the same [`parse`]).
 pub fn render(query: &str, vars: &TemplateVars) -> Result<String, String> {
     let mut out = String::with_capacity(query.len());
-    let mut rest = query;
-    while let Some(start) = rest.find("{{") {
-        let (before, after) = (&rest[..start], &rest[start + 2..]);
-        if before.contains("}}") {
-            return Err("a }} in the query has no matching {{".into());
+    for piece in parse(query)? {
+        match piece {
+            Piece::Text(text) => out.push_str(text),
+            Piece::Placeholder(name) => match vars.get(name) {
+                None => return Err(unknown(name, TemplateVars::NAMES)),
+                Some(None) => return Err(format!("the placeholder {{{{{name}}}}} has no value for this query")),
+                Some(Some(value)) => push_escaped(&mut out, value),
+            },
         }
-        out.push_str(before);
-        let end = after.find("}}").ok_or_else(|| "a {{ placeholder in the query is not closed with }}".to_string())?;
-        let name = after[..end].trim();
-        match vars.get(name) {
-            None => {
-                return Err(format!(
-                    "unknown placeholder {{{{{name}}}}} in the query; known: {}",
-                    TemplateVars::NAMES.iter().map(|n| format!("{{{{{n}}}}}")).collect::<Vec<_>>().join(", ")
-                ));
-            }
-            Some(None) => return Err(format!("the placeholder {{{{{name}}}}} has no value for this query")),
-            Some(Some(value)) => push_escaped(&mut out, value),
-        }
-        rest = &after[end + 2..];
     }
-    if rest.contains("}}") {
-        return Err("a }} in the query has no matching {{".into());
-    }
-    out.push_str(rest);
     Ok(out)
 }
 
@@ -210,6 +255,39 @@ mod tests {
         assert!(
             render("{{revision}}", &candidate_vars(&md, None, None)).is_err(),
             "no hash: the query does not render"
+        );
+    }
+
+    #[test]
+    fn validation_and_rendering_read_a_template_the_same_way() {
+        let full = TemplateVars {
+            namespace: Some("a".into()),
+            name: Some("a".into()),
+            variant: Some("a".into()),
+            version: Some("a".into()),
+            revision: Some("a".into()),
+            service: Some("a".into()),
+            interval: Some("a".into()),
+            window: Some("a".into()),
+        };
+        let table = [
+            "up",
+            "x{v=\"{{ variant }}\"}[{{interval}}]",
+            "{{service}}{{revision}}",
+            "x{v=\"{{varient}}\"}",
+            "x{v=\"{{variant\"}",
+            "x}}{{variant}}",
+            "x{v=\"variant}}\"}",
+            "{{}}",
+        ];
+        for query in table {
+            let checked = check_placeholders(query, TemplateVars::NAMES);
+            let rendered = render(query, &full).map(|_| ());
+            assert_eq!(checked, rendered, "{query}");
+        }
+        assert_eq!(
+            parse("a{{ x }}b{{y}}").unwrap(),
+            [Piece::Text("a"), Piece::Placeholder("x"), Piece::Text("b"), Piece::Placeholder("y")]
         );
     }
 

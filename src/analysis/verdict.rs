@@ -74,8 +74,9 @@ pub async fn measure(
         message: Some(message),
     };
     let provider = check.prometheus.provider.as_deref().unwrap_or(DEFAULT_PROVIDER);
-    let Some(base_url) = config.prometheus_url(Some(provider)) else {
-        return error(format!("no Prometheus provider named {provider:?} in the operator config"));
+    let base_url = match config.provider_url(Some(provider)) {
+        Ok(url) => url,
+        Err(e) => return error(e.to_string()),
     };
     let query = match render(&check.prometheus.query, vars) {
         Ok(q) => q,
@@ -180,11 +181,16 @@ mod tests {
                 name: "error-rate".into(),
                 value: None,
                 verdict: Verdict::Error,
-                message: Some(r#"no Prometheus provider named "thanos" in the operator config"#.into()),
+                message: Some(
+                    r#"no Prometheus provider named "thanos" in the operator config (configured: default)"#.into()
+                ),
             }
         );
         let got = measure(&client, &OperatorConfig::default(), &check(None, "up"), &TemplateVars::default()).await;
-        assert_eq!(got.message.as_deref(), Some(r#"no Prometheus provider named "default" in the operator config"#));
+        assert_eq!(
+            got.message.as_deref(),
+            Some(r#"no Prometheus provider named "default" in the operator config (configured: none)"#)
+        );
     }
 
     #[tokio::test]

@@ -43,6 +43,12 @@ pub fn render(md: &ModelDeployment) -> String {
     if let Some(w) = &status.weights {
         let _ = writeln!(out, "  Traffic:    stable {}%, candidate {}%, mirror {}%", w.stable, w.candidate, w.mirror);
     }
+    if let Some(t) = &status.waiting_since {
+        let _ = writeln!(out, "  Waiting:    since {} (counts toward the progress deadline)", t.0);
+    }
+    for d in &status.scale_downs {
+        let _ = writeln!(out, "  Draining:   revision {} keeps its pods until {}", d.hash, d.at.0);
+    }
     let steps = md.spec.strategy.as_ref().and_then(|s| s.canary.as_ref()).map(|c| c.steps.as_slice()).unwrap_or(&[]);
     if !steps.is_empty() {
         let _ = writeln!(out, "  Steps:");
@@ -54,6 +60,9 @@ pub fn render(md: &ModelDeployment) -> String {
     }
     if let Some(a) = &status.analysis {
         let _ = writeln!(out, "  Analysis:   {} failed measurement(s)", a.failures);
+        if let Some(t) = &a.unavailable_since {
+            let _ = writeln!(out, "    metrics unavailable since {} (the rollout holds)", t.0);
+        }
         for m in &a.metrics {
             let value = m.value.map(|v| format!("{v}")).unwrap_or_else(|| "no data".into());
             let why = m.message.as_deref().map(|s| format!(" ({s})")).unwrap_or_default();
@@ -100,6 +109,24 @@ mod tests {
         assert!(text.contains("    → 2. pause 1m"), "{text}");
         assert!(text.contains("      1. setWeight 10"), "{text}");
         assert!(text.contains("      3. analysis error-rate"), "{text}");
+    }
+
+    #[test]
+    fn shows_the_deadline_clock_outages_and_draining_revisions() {
+        use crate::api::model_deployment::{AnalysisStatus, ScaleDown};
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+        let t = |s| Time(k8s_openapi::jiff::Timestamp::from_second(s).unwrap());
+        let mut md = fixtures::model_deployment("fraud");
+        md.status = Some(ModelDeploymentStatus {
+            waiting_since: Some(t(1_800_000_000)),
+            scale_downs: vec![ScaleDown { hash: "abc1234567".into(), at: t(1_800_000_030) }],
+            analysis: Some(AnalysisStatus { unavailable_since: Some(t(1_800_000_010)), ..Default::default() }),
+            ..Default::default()
+        });
+        let text = render(&md);
+        assert!(text.contains("Waiting:    since 2027-01-15T08:00:00Z"), "{text}");
+        assert!(text.contains("Draining:   revision abc1234567 keeps its pods until 2027-01-15T08:00:30Z"), "{text}");
+        assert!(text.contains("metrics unavailable since 2027-01-15T08:00:10Z"), "{text}");
     }
 
     #[test]

@@ -6,6 +6,7 @@ use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 
 use super::backoff::FailureCounts;
+use super::readiness::Readiness;
 use crate::analysis::PrometheusClient;
 use crate::config::OperatorConfig;
 use crate::metrics::Metrics;
@@ -25,6 +26,8 @@ pub struct Context {
     pub failures: FailureCounts,
     /// The metric query client.
     pub prometheus: PrometheusClient,
+    /// Whether every controller's cache is synced (read by `/readyz`).
+    pub readiness: Arc<Readiness>,
 }
 
 impl Context {
@@ -38,6 +41,7 @@ impl Context {
             metrics,
             failures: FailureCounts::default(),
             prometheus: PrometheusClient::new(config.query_timeout()),
+            readiness: Arc::new(Readiness::default()),
         })
     }
 }

@@ -7,6 +7,7 @@ pub mod context;
 pub mod error;
 pub mod experiment;
 pub mod model_deployment;
+pub mod readiness;
 pub mod referencing;
 pub mod retrain_policy;
 pub mod status;
@@ -16,13 +17,16 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::future::BoxFuture;
-use futures::{FutureExt, StreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use kube::runtime::controller::Action;
+use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
 use kube::{Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
 pub use context::Context;
 pub use error::{Error, Result};
+pub use readiness::Synced;
 
 use crate::names::{GROUP, VERSION};
 
@@ -100,11 +104,67 @@ fn object_key<K: ResourceExt>(kind: &str, obj: &K) -> String {
     format!("{kind}/{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())
 }
 
+/// How often each controller prunes the metric series of objects that are gone from its cache.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// What every controller runs beside its reconciles: once `synced` completes (every cache of the
+/// controller has listed once, see [`readiness::Synced`]) it reports to [`readiness::Readiness`]; then,
+/// every [`PRUNE_EVERY`], it removes the per-object metric series of objects of `kind` in `scope` that
+/// are no longer in the controller's cache `store` (deleted objects leave no reconcile behind). Returns
+/// when `shutdown` completes. It never waits on `store` itself (see [`readiness::Synced`] for why).
+pub async fn watch_cache<K, S>(
+    ctx: Arc<Context>,
+    kind: &'static str,
+    scope: Option<String>,
+    store: kube::runtime::reflector::Store<K>,
+    synced: impl Future<Output = ()>,
+    shutdown: S,
+) where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+    S: Future<Output = ()> + Clone,
+{
+    tokio::select! {
+        _ = synced => {}
+        _ = shutdown.clone() => return,
+    }
+    tracing::info!(kind, scope = scope.as_deref().unwrap_or("*"), "cache synced; reconciling");
+    ctx.readiness.synced();
+    let mut tick = tokio::time::interval(PRUNE_EVERY);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.clone() => return,
+        }
+        ctx.metrics.prune(kind, scope.as_deref(), |ns, name| {
+            store.get(&kube::runtime::reflector::ObjectRef::<K>::new(name).within(ns)).is_some()
+        });
+    }
+}
+
+/// A controller for `K` as `Controller::new(api, config)` makes it, with its watch stream tracked in
+/// `synced`, so that readiness and reconciles can wait for its first list without waiting on its store.
+pub fn tracked_controller<K>(api: kube::Api<K>, config: watcher::Config, synced: &Synced) -> Controller<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    let (store, writer) = reflector::store::<K>();
+    let stream =
+        reflector::reflector(writer, watcher::watcher(api, config)).inspect_ok(synced.track()).applied_objects();
+    Controller::for_stream(stream, store)
+}
+
+/// The number of controllers [`run`] starts for `scopes` watched scopes: one per kind and scope.
+pub fn controllers_for(scopes: usize) -> usize {
+    3 * scopes
+}
+
 /// Starts every controller for the watched namespaces and runs them until `shutdown` completes.
+/// `/readyz` turns ready once every one of them has synced its cache.
 pub async fn run(ctx: Arc<Context>, namespaces: Vec<String>, shutdown: impl Future<Output = ()> + Send + 'static) {
     let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown) as BoxFuture<'static, ()>);
     let scopes: Vec<Option<String>> =
         if namespaces.is_empty() { vec![None] } else { namespaces.into_iter().map(Some).collect() };
+    ctx.readiness.expect(controllers_for(scopes.len()));
     let mut all = Vec::new();
     for ns in scopes {
         all.push(model_deployment::controller(ctx.clone(), ns.clone(), shutdown.clone()).boxed());

@@ -8,12 +8,12 @@ use futures::future::Shared;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{Controller, controller, watcher};
+use kube::runtime::{controller, watcher};
 use kube::{Api, ResourceExt};
 
 use super::acceptance::{self, AcceptanceStatus};
 use super::status::NamespacedKind;
-use super::{Context, Result, drain, error_policy, instrumented, scoped_api};
+use super::{Context, Result, Synced, drain, error_policy, instrumented, scoped_api, tracked_controller};
 use crate::api::ModelDeployment;
 use crate::conditions::Desired;
 use crate::config::OperatorConfig;
@@ -101,8 +101,15 @@ where
     K: RefersToDeployment,
     F: std::future::Future<Output = ()> + Send + Unpin + 'static,
 {
-    let main = Controller::new(scoped_api::<K>(&ctx.client, ns.as_deref()), watcher::Config::default().any_semantic());
+    let synced = Synced::default();
+    let main = tracked_controller(
+        scoped_api::<K>(&ctx.client, ns.as_deref()),
+        watcher::Config::default().any_semantic(),
+        &synced,
+    );
     let store = main.store();
+    let cache =
+        super::watch_cache(ctx.clone(), K::KIND, ns.clone(), main.store(), synced.wait_owned(), shutdown.clone());
     let stream = main
         .watches(scoped_api::<ModelDeployment>(&ctx.client, ns.as_deref()), watcher::Config::default(), move |md| {
             let (name, ns) = (md.name_any(), md.namespace());
@@ -120,5 +127,5 @@ where
             |obj, _err, ctx| error_policy(K::KIND, obj.as_ref(), &ctx),
             ctx.clone(),
         );
-    drain(K::KIND, stream).await;
+    futures::join!(drain(K::KIND, stream), cache);
 }

@@ -1,6 +1,6 @@
 //! Operator-side checks of an Experiment spec.
 
-use super::{FieldError, check_duration, check_placeholders, check_query};
+use super::{FieldError, check_duration, check_placeholders, check_provider, check_query};
 use crate::api::ExperimentSpec;
 use crate::api::experiment::ObjectiveType;
 use crate::config::OperatorConfig;
@@ -19,15 +19,7 @@ pub fn validate(spec: &ExperimentSpec, config: &OperatorConfig) -> Vec<FieldErro
         ));
     }
     let objective = &spec.objective;
-    if config.prometheus_url(objective.provider.as_deref()).is_none() {
-        errors.push(FieldError::new(
-            "spec.objective.provider",
-            format!(
-                "no Prometheus provider named {:?} in the operator config",
-                objective.provider.as_deref().unwrap_or(crate::config::DEFAULT_PROVIDER)
-            ),
-        ));
-    }
+    errors.extend(check_provider("spec.objective.provider", objective.provider.as_deref(), config));
     let queries: &[(&str, &Option<String>)] = match objective.type_ {
         ObjectiveType::Proportion => &[("successes", &objective.successes), ("trials", &objective.trials)],
         ObjectiveType::Mean => {

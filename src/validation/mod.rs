@@ -42,41 +42,18 @@ pub fn summarize(errors: &[FieldError]) -> String {
     parts.join("; ")
 }
 
-/// Checks that every `{{placeholder}}` in `template` is one of `allowed` and that braces are balanced.
-pub fn check_placeholders(template: &str, allowed: &[&str]) -> Result<(), String> {
-    let mut rest = template;
-    while let Some(start) = rest.find("{{") {
-        let after = &rest[start + 2..];
-        let end = after.find("}}").ok_or_else(|| "a {{ placeholder is not closed with }}".to_string())?;
-        let name = after[..end].trim();
-        if !allowed.contains(&name) {
-            return Err(format!(
-                "unknown placeholder {{{{{name}}}}}; known: {}",
-                allowed.iter().map(|a| format!("{{{{{a}}}}}")).collect::<Vec<_>>().join(", ")
-            ));
-        }
-        rest = &after[end + 2..];
-    }
-    if rest.contains("}}") {
-        return Err("a }} has no matching {{".into());
-    }
-    Ok(())
+pub use crate::analysis::template::check_placeholders;
+
+/// Checks that the provider a query names (`None`: `default`) exists in the operator config; the same
+/// rule and message as a measurement's ([`crate::config::OperatorConfig::provider_url`]).
+pub fn check_provider(field: &str, provider: Option<&str>, config: &OperatorConfig) -> Option<FieldError> {
+    config.provider_url(provider).err().map(|e| FieldError::new(field, e.to_string()))
 }
 
 /// Checks a Prometheus query: the provider exists in the operator config and the placeholders are known.
 pub fn check_query(field: &str, q: &PrometheusQuery, allowed: &[&str], config: &OperatorConfig) -> Vec<FieldError> {
     let mut errors = Vec::new();
-    if config.prometheus_url(q.provider.as_deref()).is_none() {
-        let name = q.provider.as_deref().unwrap_or(crate::config::DEFAULT_PROVIDER);
-        let known: Vec<&str> = config.prometheus.keys().map(String::as_str).collect();
-        errors.push(FieldError::new(
-            format!("{field}.provider"),
-            format!(
-                "no Prometheus provider named {name:?} in the operator config (configured: {})",
-                if known.is_empty() { "none".to_string() } else { known.join(", ") }
-            ),
-        ));
-    }
+    errors.extend(check_provider(&format!("{field}.provider"), q.provider.as_deref(), config));
     if let Err(m) = check_placeholders(&q.query, allowed) {
         errors.push(FieldError::new(format!("{field}.query"), m));
     }

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use champion::api::model_deployment::{MetricResult, Step, Verdict};
 use champion::api::{DeploymentPhase, Duration, ModelDeployment};
-use champion::names::{annotations, labels};
+use champion::names::{annotations, labels, reasons};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
@@ -55,7 +55,7 @@ fn apply(env: &TestEnv, md: &ModelDeployment) {
 }
 
 /// The revision hash of the generated Deployment that serves `version`, read from its label.
-async fn revision_hash(env: &TestEnv, name: &str, version: &str) -> String {
+pub(crate) async fn revision_hash(env: &TestEnv, name: &str, version: &str) -> String {
     let api: Api<Deployment> = env.api();
     let selector = format!("{}={name}", labels::DEPLOYMENT);
     eventually(&format!("the Deployment of {name} {version}"), T, || {
@@ -184,7 +184,7 @@ async fn the_gateway_examples_queries_roll_back_a_candidate_with_a_bad_error_rat
         .await;
     assert_eq!(stable_version(&md).as_deref(), Some("2.1.0"));
     let (cond_status, reason, message) = degraded(&md).expect("a Degraded condition");
-    assert_eq!((cond_status.as_str(), reason.as_str()), ("True", "AnalysisFailed"), "{message}");
+    assert_eq!((cond_status.as_str(), reason.as_str()), ("True", reasons::ANALYSIS_FAILED), "{message}");
     assert!(message.contains("error-rate"), "{message}");
     let error_rate = measured(&md, "error-rate").expect("error-rate measured");
     assert_eq!(error_rate.verdict, Verdict::Fail, "{error_rate:?}");

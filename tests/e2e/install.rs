@@ -48,6 +48,16 @@ async fn install_from_config_and_operator_becomes_ready() {
     env.start_operator().await;
     let (status, body) = http_get(&env.metrics_url().replace("/metrics", "/healthz")).await;
     assert_eq!(status, 200, "/healthz: {body}");
+    // /readyz answered 200 (start_operator waited for it) only after every controller synced its cache.
+    let log = env.operator_log();
+    for kind in ["ModelDeployment", "Experiment", "RetrainPolicy"] {
+        assert!(
+            log.lines().any(|l| l.contains("cache synced; reconciling") && l.contains(kind)),
+            "ready before the {kind} controller synced its cache; log:\n{log}"
+        );
+    }
+    let (status, body) = http_get(&env.metrics_url().replace("/metrics", "/readyz")).await;
+    assert_eq!((status, body.as_str()), (200, "ok"));
 
     // The reconcile counters have a series once something was reconciled.
     env.apply_file(&repo_root().join("examples/modeldeployment-replicas.yaml")).expect("apply the replicas example");

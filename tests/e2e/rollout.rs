@@ -3,8 +3,9 @@
 //! waiting point), rollback on a failing metric, pause and promote, abort, a new version mid-rollout,
 //! an operator restart mid-rollout, hand edits put back, fast rollback, and an unreachable Prometheus.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use champion::api::model_deployment::Verdict;
 use champion::api::{DeploymentPhase, ModelDeployment};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
@@ -12,6 +13,7 @@ use kube::api::{Api, DynamicObject};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::Value;
 
+use crate::analysis::revision_hash;
 use crate::harness::{TestEnv, eventually, output_text, repo_root};
 use crate::md::{MdYaml, T, phase, plugin, ship, stable_version, status, wait_healthy};
 
@@ -302,25 +304,42 @@ async fn a_new_version_mid_rollout_restarts_the_steps() {
     let mut env = TestEnv::new("newver").await;
     env.start_operator().await;
     let name = "ranker";
-    env.apply_yaml(
-        &MdYaml { steps: "[{setWeight: 30}, {pause: {}}, {setWeight: 60}, {pause: {}}]", ..MdYaml::new(name, "1.0.0") }
-            .render(),
-    )
-    .expect("apply");
+    // Each revision's own error rate, selected by its hash as a pod scrape labels it; 50 failures are
+    // tolerated, so failures pile up without a rollback.
+    let query = r#"champion_e2e_error_rate{namespace="{{namespace}}",champion_ml_revision="{{revision}}"}"#;
+    let steps = "[{setWeight: 30}, {pause: {}}, {setWeight: 60}, {pause: {}}]";
+    env.apply_yaml(&MdYaml { steps, query, failure_limit: 50, ..MdYaml::new(name, "1.0.0") }.render()).expect("apply");
     wait_healthy(&env, name, "1.0.0").await;
     ship(&env, name, "1.1.0");
+    let bad = revision_hash(&env, name, "1.1.0").await;
+    env.set_metric("champion_e2e_error_rate", &[("namespace", &env.ns), ("champion_ml_revision", &bad)], 0.5).await;
     wait_step(&env, name, 1, "first pause for 1.1.0").await;
     plugin(&env, &["promote", name]);
     wait_step(&env, name, 3, "second pause for 1.1.0").await;
+    env.wait_for::<ModelDeployment, _>(name, "1.1.0 has failed measurements", T, |md| {
+        status(md).analysis.is_some_and(|a| a.failures >= 2)
+    })
+    .await;
     ship(&env, name, "1.2.0");
+    let good = revision_hash(&env, name, "1.2.0").await;
+    env.set_metric("champion_e2e_error_rate", &[("namespace", &env.ns), ("champion_ml_revision", &good)], 0.001).await;
     let md = env
-        .wait_for::<ModelDeployment, _>(name, "1.2.0 restarted at the first pause", T, |md| {
-            status(md).candidate.is_some_and(|c| c.version == "1.2.0") && status(md).current_step == Some(1)
+        .wait_for::<ModelDeployment, _>(name, "1.2.0 restarted at the first pause, measured on its own", T, |md| {
+            let measured_pass = status(md).analysis.is_some_and(|a| {
+                a.metrics.iter().any(|m| m.name == "error-rate" && m.verdict == Verdict::Pass && m.value == Some(0.001))
+            });
+            status(md).candidate.is_some_and(|c| c.version == "1.2.0")
+                && status(md).current_step == Some(1)
+                && measured_pass
         })
         .await;
     // setWeight 30 on 2 replicas under the replicas router: 1 of 2 pods, so 50% of the traffic.
     assert_eq!(candidate_weight(&md), Some(50));
-    assert!(status(&md).analysis.is_none_or(|a| a.failures == 0), "analysis restarted");
+    assert_eq!(
+        status(&md).analysis.map(|a| a.failures),
+        Some(0),
+        "analysis restarted: 1.1.0's failures are not counted against 1.2.0"
+    );
     let old: Api<Deployment> = env.api();
     eventually("the superseded candidate's Deployment removed after the scale-down delay", T, || {
         let old = old.clone();
@@ -352,15 +371,29 @@ async fn a_restarted_operator_resumes_at_the_same_step_and_repeats_nothing() {
     ship(&env, name, "1.1.0");
     let before = wait_step(&env, name, 1, "first pause").await;
     env.kill_operator();
+    // While the operator is down, someone relabels the stable Service by hand (a change that moves no
+    // traffic and no step): only a process that reconciles puts it back.
+    let out = env.kubectl(&["label", "service", name, "--overwrite", "app.kubernetes.io/managed-by=someone-else"]);
+    assert!(out.status.success(), "{}", output_text(&out));
     env.start_operator().await;
-    // Give the new process time to reconcile, then check nothing moved and nothing was redone.
+    let services: Api<Service> = env.api();
+    eventually("the restarted operator to put the stable Service's label back", T, || {
+        let services = services.clone();
+        async move {
+            let svc = services.get(name).await.ok()?;
+            (svc.metadata.labels?.get("app.kubernetes.io/managed-by")?.as_str() == "champion").then_some(())
+        }
+    })
+    .await;
+    // It reconciled: now check that it resumed where it was and redid nothing.
     let after = wait_step(&env, name, 1, "still at the first pause after the restart").await;
     let (b, a) = (status(&before), status(&after));
     assert_eq!(
         (a.step_started_at, a.candidate.clone(), a.weights.clone()),
         (b.step_started_at, b.candidate, b.weights)
     );
-    let started = env.events().iter().filter(|(reason, _, _, _)| reason == "RolloutStarted").count();
+    let started =
+        env.events().iter().filter(|(reason, _, _, _)| reason == champion::names::reasons::ROLLOUT_STARTED).count();
     assert_eq!(started, 1, "RolloutStarted once, not again after the restart");
     plugin(&env, &["promote", name]);
     wait_step(&env, name, 3, "second pause after promote").await;
@@ -425,18 +458,40 @@ async fn pause_and_resume_hold_and_release_the_rollout() {
     let mut env = TestEnv::new("pauseresume").await;
     env.start_operator().await;
     let name = "ranker";
-    let steps = "[{setWeight: 30}, {pause: {}}, {setWeight: 60}, {pause: {duration: 1s}}]";
+    // Step 2 is a timed pause: without `pause`, the rollout moves on by itself after 8 s.
+    let hold = Duration::from_secs(8);
+    let steps = "[{setWeight: 30}, {pause: {duration: 8s}}, {setWeight: 60}, {pause: {}}]";
     env.apply_yaml(&MdYaml { steps, ..MdYaml::new(name, "1.0.0") }.render()).expect("apply");
     wait_healthy(&env, name, "1.0.0").await;
     ship(&env, name, "1.1.0");
-    wait_step(&env, name, 1, "the indefinite pause").await;
+    let md = wait_step(&env, name, 1, "the timed pause").await;
     plugin(&env, &["pause", name]);
-    let md = env
+    let md_paused = env
         .wait_for::<ModelDeployment, _>(name, "paused by request", T, |md| status(md).manual_pause == Some(true))
         .await;
-    assert!(status(&md).message.is_some_and(|m| m.contains("paused by request")));
+    assert_eq!(status(&md_paused).current_step, Some(1), "paused during the timed pause, before it ended");
+    assert!(status(&md_paused).message.is_some_and(|m| m.contains("paused by request")));
+    // Watch the rollout until well after the timed pause would have ended: it must stay at step 2.
+    let step_started = status(&md).step_started_at.expect("stepStartedAt").0;
+    let until = step_started + hold + Duration::from_secs(4);
+    let held = eventually("the timed pause's end to pass while paused", T, || {
+        let api: Api<ModelDeployment> = env.api();
+        async move {
+            let md = api.get(name).await.ok()?;
+            assert_eq!(
+                (status(&md).current_step, status(&md).manual_pause),
+                (Some(1), Some(true)),
+                "the rollout moved while paused by request: {:#?}",
+                md.status
+            );
+            (jiff::Timestamp::now() > until).then_some(md)
+        }
+    })
+    .await;
+    assert_eq!(candidate_weight(&held), candidate_weight(&md), "the weight held too");
     plugin(&env, &["resume", name]);
-    env.wait_for::<ModelDeployment, _>(name, "resumed", T, |md| status(md).manual_pause.is_none()).await;
+    let md = wait_step(&env, name, 3, "released after resume: past the timed pause, at the indefinite one").await;
+    assert_eq!(status(&md).manual_pause, None);
     plugin(&env, &["promote", name]);
     wait_healthy(&env, name, "1.1.0").await;
 }

@@ -7,21 +7,19 @@ pub mod reconcile;
 
 use std::sync::Arc;
 
+use futures::TryStreamExt;
 use futures::future::Shared;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DynamicObject};
 use kube::core::ApiResource;
-use kube::runtime::reflector::{self, ObjectRef, reflector};
-use kube::runtime::{Controller, WatchStreamExt, controller, watcher};
+use kube::runtime::reflector::{self, reflector};
+use kube::runtime::{WatchStreamExt, controller, watcher};
 
-use super::{Context, drain, error_policy, instrumented, scoped_api};
+use super::{Context, Synced, drain, error_policy, instrumented, scoped_api, tracked_controller};
 use crate::api::ModelDeployment;
 use crate::traffic;
 pub use caches::Caches;
-
-/// How often the series of deleted ModelDeployments are pruned.
-const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The kind's name in metrics and logs.
 pub const KIND: &str = "ModelDeployment";
@@ -35,17 +33,22 @@ where
     let owned = || watcher::Config::default().labels(crate::names::labels::DEPLOYMENT);
     let (deployments, deployment_writer) = reflector::store::<Deployment>();
     let (services, service_writer) = reflector::store::<Service>();
-    let mut controller = Controller::new(
+    // Every watch stream is tracked, so readiness and reconciles wait for all of the caches.
+    let synced = Synced::default();
+    let mut controller = tracked_controller(
         scoped_api::<ModelDeployment>(client, ns.as_deref()),
         watcher::Config::default().any_semantic(),
+        &synced,
     )
     .owns_stream(
         reflector(deployment_writer, watcher(scoped_api::<Deployment>(client, ns.as_deref()), owned()))
+            .inspect_ok(synced.track())
             .default_backoff()
             .touched_objects(),
     )
     .owns_stream(
         reflector(service_writer, watcher(scoped_api::<Service>(client, ns.as_deref()), owned()))
+            .inspect_ok(synced.track())
             .default_backoff()
             .touched_objects(),
     );
@@ -59,46 +62,32 @@ where
             };
             let writer = reflector::store::Writer::new(resource.clone());
             routes.push((resource.clone(), writer.as_reader()));
-            let stream = reflector(writer, watcher(api, owned())).default_backoff().touched_objects();
+            let stream =
+                reflector(writer, watcher(api, owned())).inspect_ok(synced.track()).default_backoff().touched_objects();
             controller = controller.owns_stream_with(stream, resource);
         } else {
             tracing::info!(kind = %resource.kind, "API not served; generated objects of this kind are not watched");
         }
     }
     let caches = Arc::new(Caches { deployments, services, routes });
-    // Deleted ModelDeployments leave no reconcile behind; their per-object series are pruned against
-    // the controller's cache instead.
-    let store = controller.store();
-    let pruner = {
-        let (ctx, shutdown) = (ctx.clone(), shutdown.clone());
-        async move {
-            let mut tick = tokio::time::interval(PRUNE_EVERY);
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = shutdown.clone() => break,
-                }
-                tokio::select! {
-                    ready = store.wait_until_ready() => if ready.is_ok() {
-                        ctx.metrics.prune_model_deployments(|ns, name| {
-                            store.get(&ObjectRef::<ModelDeployment>::new(name).within(ns)).is_some()
-                        });
-                    },
-                    _ = shutdown.clone() => break,
-                }
-            }
-        }
-    };
+    // Readiness once every cache is synced, and pruning of deleted objects' metric series.
+    let cache =
+        super::watch_cache(ctx.clone(), KIND, ns.clone(), controller.store(), synced.wait_owned(), shutdown.clone());
     let stream =
         controller.with_config(controller::Config::default().concurrency(8)).graceful_shutdown_on(shutdown).run(
             move |obj, ctx| {
-                let caches = caches.clone();
-                instrumented(KIND, obj, ctx, move |md, ctx| reconcile::reconcile(md, ctx, caches))
+                let (caches, synced) = (caches.clone(), synced.clone());
+                async move {
+                    // kube-runtime holds reconciles until the ModelDeployments are listed, not the
+                    // generated objects: a reconcile before that would take existing objects for missing.
+                    synced.wait().await;
+                    instrumented(KIND, obj, ctx, move |md, ctx| reconcile::reconcile(md, ctx, caches)).await
+                }
             },
             |obj, _err, ctx| error_policy(KIND, obj.as_ref(), &ctx),
             ctx.clone(),
         );
-    futures::join!(drain(KIND, stream), pruner);
+    futures::join!(drain(KIND, stream), cache);
 }
 
 /// Whether the cluster serves `resource` (its CRD is installed).
