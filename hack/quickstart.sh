@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# hack/quickstart.sh [up|down]: a local cluster with Champion and an example running, on this machine.
+# hack/quickstart.sh [up|down] [--real-node]: a local cluster with Champion and an example running, on this
+# machine.
 #
 # up (the default):
 #   builds the pinned Kubernetes binaries (tests/cluster/build-bins.sh, cached) and `cargo build --bins`;
@@ -10,6 +11,9 @@
 #   ServiceAccount champion-system/champion, i.e. exactly the RBAC of config/, and a config naming the local
 #   Prometheus); creates namespace demo, applies examples/modeldeployment-replicas.yaml there and waits for
 #   the operator's first status; then prints what to try next.
+# up --real-node: also starts a real kubelet node (tests/cluster/node-up.sh: containerd, CNI, kube-proxy; root)
+#   and applies examples/modeldeployment-real-node.yaml instead: a model server that really runs and answers
+#   through its Service from this machine; prints the curl command and how to watch a canary split.
 # down: stops the operator, Prometheus and the cluster (the folder and its logs stay).
 # shellcheck source-path=SCRIPTDIR/..
 set -euo pipefail
@@ -33,14 +37,20 @@ stop_everything() {
     stop_all "$DIR/champion.pids" 10 || rc=1
     echo "operator in $DIR stopped" >&2
   fi
-  if [[ -f $DIR/pids || -f $DIR/prometheus.pids ]]; then
+  if [[ -f $DIR/pids || -f $DIR/prometheus.pids || -d $DIR/node ]]; then
     tests/cluster/down.sh "$DIR" >&2 || rc=1
   fi
   return "$rc"
 }
 
 T0=$(now)
-case ${1:-up} in
+REAL_NODE=0
+ARGS=()
+for a in "$@"; do
+  if [[ $a == --real-node ]]; then REAL_NODE=1; else ARGS+=("$a"); fi
+done
+((REAL_NODE == 1)) && EXAMPLE=examples/modeldeployment-real-node.yaml
+case ${ARGS[0]:-up} in
   down)
     stop_everything
     echo "quickstart stopped (logs kept in $DIR)"
@@ -48,14 +58,14 @@ case ${1:-up} in
     ;;
   up) ;;
   *)
-    echo "usage: hack/quickstart.sh [up|down]" >&2
+    echo "usage: hack/quickstart.sh [up|down] [--real-node]" >&2
     exit 2
     ;;
 esac
 
 mkdir -p "$DIR"
 DIR=$(cd "$DIR" && pwd)
-if [[ -f $DIR/champion.pids || -f $DIR/pids || -f $DIR/prometheus.pids ]]; then
+if [[ -f $DIR/champion.pids || -f $DIR/pids || -f $DIR/prometheus.pids || -f $DIR/node.pids ]]; then
   log "stopping the earlier quickstart in $DIR"
   stop_everything
 fi
@@ -88,6 +98,10 @@ CHAMPION=$TARGET/debug/champion
 log "starting the cluster"
 # No CRDs from up.sh: the CRDs come with `kubectl apply -k config/`, as in a real install.
 REPO_CRDS_DIR="" tests/cluster/up.sh "$DIR"
+if ((REAL_NODE == 1)); then
+  log "starting the real node"
+  tests/cluster/node-up.sh "$DIR"
+fi
 log "starting Prometheus"
 tests/cluster/prometheus.sh start "$DIR"
 # shellcheck disable=SC1091
@@ -130,13 +144,26 @@ for ((i = 0; ; i++)); do
   ((i < 300)) || { echo "no status on $OBJ within 60 s" >&2; exit 1; }
   sleep 0.2
 done
+if ((REAL_NODE == 1)); then
+  for ((i = 0; ; i++)); do
+    [[ $(kc get -n "$DEMO_NS" "$OBJ" -o jsonpath='{.status.phase}') == Healthy ]] && break
+    ((i < 600)) || { echo "$OBJ not Healthy within 120 s" >&2; kc get -n "$DEMO_NS" pods -o wide >&2; exit 1; }
+    sleep 0.2
+  done
+  SVC_IP=$(kc get -n "$DEMO_NS" service "$NAME" -o jsonpath='{.spec.clusterIP}')
+  SVC_PORT=$(kc get -n "$DEMO_NS" service "$NAME" -o jsonpath='{.spec.ports[0].port}')
+  PREDICT="curl -s -XPOST http://$SVC_IP:$SVC_PORT/predict -d '{\"features\": [1, 2, 3]}'"
+  log "first answer: $(eval "$PREDICT")"
+fi
 kc get -n "$DEMO_NS" "$OBJ" >&2
 UP_OK=1
 log "ready"
 
 cat <<EOF
 
-Champion is running on a local cluster (kwok fake nodes: pods are marked Running, nothing really runs).
+Champion is running on a local cluster ($(if ((REAL_NODE == 1)); then
+  echo "a real node runs $NAME's pods; kwok fake nodes run the rest"
+else echo "kwok fake nodes: pods are marked Running, nothing really runs"; fi)).
 
   cluster, Prometheus and logs:  $DIR
   operator log:                  $DIR/champion.log
@@ -156,6 +183,23 @@ Try next:
   # every Champion object; then the other examples
   kubectl get champion -A
   kubectl apply -n $DEMO_NS -f examples/
+
+$(if ((REAL_NODE == 1)); then cat <<EOT
+The model server really runs on the real node (kubectl get pods -n $DEMO_NS -o wide).
+Ask it, through its Service (kube-proxy routes the ClusterIP from this machine):
+
+  $PREDICT
+
+Ship a new version and watch the canary split (replicas router: 1 pod of each at setWeight 50):
+
+  kubectl patch md $NAME -n $DEMO_NS --type=merge -p '{"spec":{"model":{"version":"1.1.0","uri":"s3://models/$NAME/1.1.0"}}}'
+  for i in {1..20}; do $PREDICT; echo; done | grep -o '"version":"[^"]*"' | sort | uniq -c
+  kubectl champion promote $NAME -n $DEMO_NS      # or ship one with ERROR_RATE "0.5" in the template: rolled back
+
+  # what Prometheus scraped from the pods (pod labels become series labels)
+  curl -s $PROMETHEUS_URL/api/v1/query --data-urlencode 'query=sum by (champion_ml_revision, code) (http_requests_total{namespace="$DEMO_NS"})'
+EOT
+fi)
 
 Stop everything:
 

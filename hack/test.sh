@@ -6,11 +6,19 @@
 #   3. cargo test --no-fail-fast       (unit, mock-API-server, examples and CRD tests)
 #   4. build the end-to-end tests      (cargo test --features e2e --test e2e --no-run)
 #   5. start a cluster                 (tests/cluster/up.sh in a fresh temporary folder)
-#   6. start Prometheus                (tests/cluster/prometheus.sh start; installs it with apt if missing)
-#   7. start MLflow                    (tests/cluster/mlflow.sh start; installs it with pip once, cached in
+#   6. start the real node             (tests/cluster/node-up.sh: kubelet, containerd, CNI, kube-proxy; installs
+#                                       Debian's containerd, runc, CNI plugins with apt if missing). If it cannot
+#                                       start, the reason is printed and its tests report themselves skipped;
+#                                       with CI=true that fails the run.
+#   7. start Prometheus                (tests/cluster/prometheus.sh start; built by build-bins.sh with
+#                                       Kubernetes service discovery)
+#   8. start MLflow                    (tests/cluster/mlflow.sh start; installs it with pip once, cached in
 #                                       ~/.cache/champion/mlflow-<version>)
-#   8. the end-to-end tests            (CHAMPION_E2E_DIR=<folder> cargo test --features e2e --test e2e)
-#   9. tear down, always               (tests/cluster/down.sh; then checks that no process of the folder is left)
+#   9. the end-to-end tests            (CHAMPION_E2E_DIR=<folder> cargo test --features e2e --test e2e; the
+#                                       harness reads <folder>/node.env or <folder>/node.unavailable)
+#  10. tear down, always               (tests/cluster/down.sh, which also checks that the real node left no
+#                                       container, mount, netns, cgroup, iptables rule or bridge; then checks
+#                                       that no process of the folder is left)
 #
 # Prints the time of each phase and in total; exits non-zero if anything failed. On failure it prints the
 # tails of the cluster's logs and keeps the folder (logs, etcd data, each test's operator log under e2e/).
@@ -18,6 +26,7 @@
 # Usage: hack/test.sh [-- E2E_ARGS...]   arguments after `--` go to the e2e test binary (a name filter,
 #                                         --test-threads=1, ...)
 # Env:   SKIP_UNIT=1  skip phase 3       KEEP=1  keep the temporary folder after a successful run
+#        REAL_NODE=0  do not start the real node (its tests are skipped; under CI=true they fail)
 # shellcheck source-path=SCRIPTDIR/..
 set -euo pipefail
 
@@ -67,6 +76,21 @@ start_cluster() {
   REPO_CRDS_DIR="" tests/cluster/up.sh "$DIR"
 }
 
+start_node() {
+  if [[ ${REAL_NODE:-1} == 0 ]]; then
+    echo "REAL_NODE=0 (hack/test.sh was asked not to start it)" >"$DIR/node.unavailable"
+    echo "hack/test.sh: REAL_NODE=0: the real node is not started; its tests are skipped" >&2
+    return 0
+  fi
+  tests/cluster/node-up.sh "$DIR" && return 0
+  if [[ ${CI:-} == true ]]; then
+    echo "hack/test.sh: the real node did not start, and CI=true requires it" >&2
+    return 1
+  fi
+  echo "hack/test.sh: the real node did not start ($(cat "$DIR/node.unavailable" 2>/dev/null))," \
+    "its tests will be skipped (with CI=true this fails the run)" >&2
+}
+
 e2e() {
   CHAMPION_E2E_DIR=$DIR cargo test --features e2e --test e2e -- "${E2E_ARGS[@]}"
 }
@@ -74,7 +98,7 @@ e2e() {
 # The end of a failed run: what the cluster's components said last.
 show_log_tails() {
   local f
-  for f in "$DIR"/logs/*.log "$DIR"/prometheus/*.log "$DIR"/mlflow/*.log; do
+  for f in "$DIR"/logs/*.log "$DIR"/node/logs/*.log "$DIR"/prometheus/*.log "$DIR"/mlflow/*.log; do
     [[ -s $f ]] || continue
     echo "----- tail of $f -----" >&2
     tail -n 20 "$f" >&2
@@ -147,6 +171,7 @@ if [[ ${SKIP_UNIT:-0} != 1 ]]; then
 fi
 phase "build e2e tests" cargo test --features e2e --test e2e --no-run
 phase "start cluster (up.sh)" start_cluster
+phase "start the real node (node-up.sh)" start_node
 phase "start Prometheus (prometheus.sh start)" tests/cluster/prometheus.sh start "$DIR"
 phase "start MLflow (mlflow.sh start)" tests/cluster/mlflow.sh start "$DIR"
 phase "e2e tests" e2e

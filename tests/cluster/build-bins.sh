@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # build-bins.sh: build the pinned test-cluster binaries (kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubectl, etcd, kwok) from the Go module proxy, once, into a cache folder keyed by
-# a hash of the pin files (tools*/go.mod, tools*/go.sum), this script and the Go version; also extract
-# the Gateway API (standard channel) and Istio (networking.istio.io) CRD YAML next to them.
+# kube-scheduler, kubectl, kubelet, kube-proxy, etcd, kwok, prometheus) from the Go module proxy, once,
+# into a cache folder keyed by a hash of the pin files (tools*/go.mod, tools*/go.sum), this script and the
+# Go version; also extract the Gateway API (standard channel) and Istio (networking.istio.io) CRD YAML
+# next to them.
 # Usage: BIN=$(tests/cluster/build-bins.sh | tail -1)   # progress goes to stderr, the bin dir to stdout
 # Env: XDG_CACHE_HOME (cache root), REBUILD=1 (ignore an existing cache entry).
 set -euo pipefail
@@ -25,6 +26,7 @@ PIN_FILES=(
   "$HERE/tools-etcd/go.mod" "$HERE/tools-etcd/go.sum"
   "$HERE/tools-kwok/go.mod" "$HERE/tools-kwok/go.sum"
   "$HERE/tools-crds/go.mod" "$HERE/tools-crds/go.sum"
+  "$HERE/tools-prometheus/go.mod" "$HERE/tools-prometheus/go.sum"
 )
 KEY=$( { cat "${PIN_FILES[@]}"; go version; } | sha256sum | cut -c1-16)
 ROOT=${XDG_CACHE_HOME:-$HOME/.cache}/champion/k8s
@@ -79,10 +81,13 @@ for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   LDX+=" -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$MINOR -X $p.gitTreeState=clean"
 done
 # tags and -s -w -trimpath as in kubernetes' hack/lib/golang.sh for non-debug builds
-step "go build kube-apiserver kube-controller-manager kube-scheduler kubectl ($K8S_VERSION)" "$HERE/tools" \
+# (kubelet and kube-proxy are only run by node-up.sh, the optional real node)
+step "go build kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy ($K8S_VERSION)" \
+  "$HERE/tools" \
   go build -trimpath -tags selinux,notest,grpcnotrace -ldflags "-s -w$LDX" -o "$STAGE/bin/" \
   k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-  k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
+  k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl \
+  k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy
 
 # --- etcd: package main of go.etcd.io/etcd/server/v3 (own module: its deps conflict with k8s') ----
 step "go build etcd" "$HERE/tools-etcd" \
@@ -91,6 +96,15 @@ step "go build etcd" "$HERE/tools-etcd" \
 # --- kwok (own module: it would upgrade grpc/otel/x/net under kube-apiserver) ----------------------
 step "go build kwok" "$HERE/tools-kwok" \
   go build -trimpath -ldflags "-s -w" -o "$STAGE/bin/kwok" sigs.k8s.io/kwok/cmd/kwok
+
+# --- Prometheus with Kubernetes service discovery only (own module: it requires client-go v0.37) ----
+PROM_VERSION=$(cd "$HERE/tools-prometheus" && go list -m -f '{{.Version}}' github.com/prometheus/prometheus)
+PROM_VERSION=3.${PROM_VERSION#v0.3} # module v0.316.0 is Prometheus v3.16.0
+PLD="-X github.com/prometheus/common/version.Version=$PROM_VERSION"
+PLD+=" -X github.com/prometheus/common/version.Branch=release -X github.com/prometheus/common/version.Revision=module"
+step "go build prometheus ($PROM_VERSION, Kubernetes service discovery only)" "$HERE/tools-prometheus" \
+  go build -trimpath -tags remove_all_sd,enable_kubernetes_sd -ldflags "-s -w $PLD" -o "$STAGE/bin/prometheus" \
+  github.com/prometheus/prometheus/cmd/prometheus
 
 # --- CRD YAML from the module cache ---------------------------------------------------------------
 moddir() { (cd "$HERE/tools-crds" && go mod download "$1" && go list -m -f '{{.Dir}}' "$1"); }
@@ -123,6 +137,7 @@ log "CRDs: $n_gw Gateway API, $n_is Istio networking"
   "$STAGE/bin/kubectl" version --client 2>/dev/null | sed -n 1p # not head: SIGPIPE + pipefail would fail the build
   "$STAGE/bin/etcd" --version | sed -n 1p # not head: SIGPIPE + pipefail would fail the build
   "$STAGE/bin/kwok" --version 2>/dev/null | sed -n 1p # not head: SIGPIPE + pipefail would fail the build
+  "$STAGE/bin/prometheus" --version 2>&1 | sed -n 1p
   echo "gateway-api $(cd "$HERE/tools-crds" && go list -m -f '{{.Version}}' sigs.k8s.io/gateway-api)"
   echo "istio.io/api $(cd "$HERE/tools-crds" && go list -m -f '{{.Version}}' istio.io/api)"
 } >"$STAGE/versions.txt"

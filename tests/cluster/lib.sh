@@ -83,3 +83,18 @@ any_alive() {
   done <"$pidfile"
   return 1
 }
+
+# --- the optional real node (node-up.sh; its cleanup is node_down in node-lib.sh) ---------------------
+# One per machine: the bridge, routes and iptables rules are machine-wide. The node's name is its IP
+# (an IP literal resolves without DNS, so the apiserver reaches the kubelet at once); the address lives
+# on the pod bridge, so nothing listens on or sends to another interface.
+REAL_NODE_BRIDGE=champion0
+REAL_NODE_POD_CIDR=10.88.7.0/24
+REAL_NODE_IP=10.88.7.1
+REAL_NODE_NAME=$REAL_NODE_IP
+REAL_NODE_LABEL=champion.ml/real-node    # label "true" and taint "true:NoSchedule" on the node
+SERVICE_CIDR=10.0.0.0/24                 # up.sh's --service-cluster-ip-range
+# Fake addresses of kwok's nodes and pods: blackholed while the real node runs, so a Service whose
+# endpoints are kwok pods (kube-proxy programs them too) cannot send a packet off this machine.
+KWOK_CIDRS=(10.244.0.0/16 10.240.0.0/16)
+REAL_NODE_CNI_NETWORK=champion-real-node  # CNI network name (libcni caches results as /var/lib/cni/results/NAME-*)

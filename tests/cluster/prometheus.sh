@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # prometheus.sh start|stop DIR: a real Prometheus for tests on 127.0.0.1 (free port, scrape and rule
 # evaluation every 1 s, TSDB under DIR/prometheus/data) scraping the test exporter (exporter.py, also
-# started here on a free port). Installs Debian's "prometheus" package if the binary is missing (its
-# service is never started: this script runs the binary itself). start writes DIR/prometheus.env with
-# PROMETHEUS_URL and EXPORTER_URL and waits until the exporter target is up; stop ends both processes.
-# Env: PROMETHEUS (binary, default: prometheus in PATH), PYTHON (default python3), PROM_TIMEOUT (60).
+# started here on a free port) and, when DIR holds a cluster of up.sh, the pods of the real node
+# (node-up.sh) through Kubernetes service discovery (role pod). The binary: $PROMETHEUS, else the one
+# build-bins.sh built into the cluster's bin dir (with Kubernetes service discovery), else Debian's
+# "prometheus" package, installed if missing (its service is never started: this script runs the binary
+# itself; it has no Kubernetes service discovery, so then only the exporter is scraped). start writes
+# DIR/prometheus.env with PROMETHEUS_URL and EXPORTER_URL and waits until the exporter target is up; stop
+# ends both processes.
+# Env: PROMETHEUS (binary), PYTHON (default python3), PROM_TIMEOUT (60).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -41,6 +45,16 @@ if [[ -f $PIDS ]] && any_alive "$PIDS"; then
 fi
 stop_all "$PIDS" 2 # leftovers of a half-dead earlier start
 
+# The Prometheus that build-bins.sh built (Kubernetes service discovery; Debian's package has none) when
+# DIR holds a cluster, else Debian's.
+K8S_SD=0
+if [[ -z ${PROMETHEUS:-} && -f $DIR/env ]]; then
+  CLUSTER_BIN=$(sed -n 's/^export CLUSTER_BIN=//p' "$DIR/env")
+  if [[ -x $CLUSTER_BIN/prometheus ]]; then
+    PROMETHEUS=$CLUSTER_BIN/prometheus
+    K8S_SD=1
+  fi
+fi
 PROMETHEUS=${PROMETHEUS:-$(command -v prometheus || true)}
 if [[ -z $PROMETHEUS ]]; then
   log "prometheus not installed: apt-get update && apt-get install -y prometheus"
@@ -121,6 +135,38 @@ scrape_configs:
   static_configs:
   - targets: ['${EXPORTER_URL#http://}']
 EOF
+if ((K8S_SD == 1)) && [[ -f $DIR/pki/admin.crt ]]; then
+  # The pods of the real node (node-up.sh), found through the test apiserver, with the standard pod
+  # relabelling: pod labels become series labels (champion.ml/revision -> champion_ml_revision), plus
+  # namespace and pod. Kept: pods with an IP in the real node's pod CIDR (kwok pods' IPs are fake: never
+  # scrape them), Running, that opt in (annotation prometheus.io/scrape=true, or a Champion model-server
+  # pod, i.e. label champion.ml/deployment); prometheus.io/port and prometheus.io/path override the
+  # declared container port and /metrics. Identity: the cluster's admin certificate.
+  API=$(sed -n 's/^export KUBE_APISERVER_URL=//p' "$DIR/env")
+  prefix=${REAL_NODE_POD_CIDR%.0/24} # a /24: the first three octets
+  POD_IP_REGEX="${prefix//./\\.}\\.[0-9]+"
+  cat >>"$PD/prometheus.yml" <<EOF
+- job_name: kubernetes-pods
+  kubernetes_sd_configs:
+  - role: pod
+    api_server: '$API'
+    tls_config: {ca_file: '$DIR/pki/ca.crt', cert_file: '$DIR/pki/admin.crt', key_file: '$DIR/pki/admin.key'}
+  relabel_configs:
+  - {source_labels: [__meta_kubernetes_pod_ip], regex: '$POD_IP_REGEX', action: keep}
+  - {source_labels: [__meta_kubernetes_pod_phase], regex: Running, action: keep}
+  - source_labels: [__meta_kubernetes_pod_annotation_prometheus_io_scrape, __meta_kubernetes_pod_labelpresent_champion_ml_deployment]
+    regex: 'true;.*|.*;true'
+    action: keep
+  - source_labels: [__address__, __meta_kubernetes_pod_annotation_prometheus_io_port]
+    regex: '([^:]+)(?::[0-9]+)?;([0-9]+)'
+    replacement: '\$1:\$2'
+    target_label: __address__
+  - {source_labels: [__meta_kubernetes_pod_annotation_prometheus_io_path], regex: '(.+)', target_label: __metrics_path__}
+  - {action: labelmap, regex: __meta_kubernetes_pod_label_(.+)}
+  - {source_labels: [__meta_kubernetes_namespace], target_label: namespace}
+  - {source_labels: [__meta_kubernetes_pod_name], target_label: pod}
+EOF
+fi
 start_bg "$PIDS" "$PD/prometheus.log" prometheus "$PROMETHEUS" \
   --config.file="$PD/prometheus.yml" --storage.tsdb.path="$PD/data" \
   --web.listen-address="127.0.0.1:$PROM_PORT" --storage.tsdb.retention.time=1d

@@ -142,7 +142,7 @@ fn setup() -> Result<Cluster, String> {
 }
 
 /// Reads `export KEY=VALUE` lines as written by `printf 'export K=%q'` (backslash escapes only).
-fn read_env_file(path: &Path) -> Result<BTreeMap<String, String>, String> {
+pub fn read_env_file(path: &Path) -> Result<BTreeMap<String, String>, String> {
     let text = fs::read_to_string(path).map_err(|e| {
         format!("cannot read {}: {e} (is the cluster and Prometheus of hack/test.sh running?)", path.display())
     })?;

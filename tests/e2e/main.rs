@@ -12,5 +12,6 @@ mod examples;
 mod hardening;
 mod install;
 mod md;
+mod real_node;
 mod registry;
 mod rollout;

@@ -46,7 +46,8 @@ fn fail(action: &'static str, kind: &str, name: &str) -> impl FnOnce(kube::Error
     move |source| ApplyError { action, object, source }
 }
 
-/// Applies `obj` unless `current` already shows it.
+/// Applies `obj`, with the hash of what is applied (see [`with_applied_hash`]), unless `current` already
+/// shows it.
 async fn apply_one<K, C>(
     api: &Api<K>,
     kind: &str,
@@ -58,11 +59,11 @@ where
     K: Resource + Clone + Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
     C: Serialize,
 {
-    let desired = serde_json::to_value(obj).unwrap_or_default();
+    let desired = with_applied_hash(serde_json::to_value(obj).unwrap_or_default());
     if current.and_then(|c| serde_json::to_value(c).ok()).is_some_and(|c| up_to_date(&desired, &c)) {
         return Ok(0);
     }
-    api.patch(name, &params(), &Patch::Apply(obj)).await.map_err(fail("apply", kind, name))?;
+    api.patch(name, &params(), &Patch::Apply(&desired)).await.map_err(fail("apply", kind, name))?;
     Ok(1)
 }
 
