@@ -111,6 +111,9 @@ pub mod reasons {
     pub const METRIC_OUTAGE: &str = "MetricOutage";
     /// No progress within progressDeadline: rolled back.
     pub const PROGRESS_DEADLINE_EXCEEDED: &str = "ProgressDeadlineExceeded";
+    /// Degraded: the candidate's pods are failing (crashing, image missing, not getting ready, not
+    /// scheduled) while the rollout waits for them; the message says which pod and why.
+    pub const CANDIDATE_PODS_FAILING: &str = "CandidatePodsFailing";
     /// `rollback` asked for a version that is not in the history, or whose Deployment is gone.
     pub const ROLLBACK_REFUSED: &str = "RollbackRefused";
     /// The `champion.ml/request` annotation could not be parsed; reported once.
@@ -150,6 +153,7 @@ pub mod reasons {
         METRIC_UNAVAILABLE,
         METRIC_OUTAGE,
         PROGRESS_DEADLINE_EXCEEDED,
+        CANDIDATE_PODS_FAILING,
         ROLLBACK_REFUSED,
         INVALID_REQUEST,
         REQUEST_IGNORED,

@@ -3,6 +3,7 @@
 
 pub mod desired;
 pub mod plan;
+pub mod pods;
 pub mod replicas;
 pub mod request;
 pub mod revision;

@@ -52,6 +52,9 @@ pub struct Input<'a> {
     pub stable_ready: bool,
     /// Ready pods of the target revision's Deployment (0 when it does not exist yet).
     pub candidate_ready_replicas: i32,
+    /// Why the target revision's pods are not ready, when the kubelet says (see `rollout::pods`); looked
+    /// up only while the rollout waits for them.
+    pub candidate_pods_problem: Option<&'a str>,
     /// Background analysis measurements taken in this reconcile (see [`due`]).
     pub background: Option<&'a [MetricResult]>,
     /// Gate measurements taken in this reconcile (see [`due`]).
@@ -244,6 +247,8 @@ struct Machine<'a> {
     ignored: Option<String>,
     /// Whether this decision waited on something the progress deadline counts.
     waited: bool,
+    /// What is wrong with the candidate's pods while the rollout waits for them.
+    pods_failing: Option<String>,
 }
 
 impl<'a> Machine<'a> {
@@ -402,6 +407,14 @@ impl<'a> Machine<'a> {
     /// Records a wait that counts toward the progress deadline (see `Strategy::progress_deadline`);
     /// rolls back once it has passed. Returns `false` (the step is not done).
     fn waiting(&mut self, why: &str) -> bool {
+        let why = match self.input.candidate_pods_problem.filter(|_| why.contains("pods")) {
+            Some(problem) => {
+                self.pods_failing = Some(problem.to_string());
+                format!("{why}: {problem}")
+            }
+            None => why.to_string(),
+        };
+        let why = why.as_str();
         let since = self.s.waiting_since.as_ref().map(|t| t.0).unwrap_or(self.now());
         self.s.waiting_since = Some(Time(since));
         self.waited = true;
@@ -433,6 +446,7 @@ pub fn decide(input: &Input) -> Decision {
         request,
         ignored: None,
         waited: false,
+        pods_failing: None,
     };
     if let Some(r) = request {
         m.s.last_request = Some(r.raw.clone());
@@ -876,6 +890,10 @@ fn finish(mut m: Machine) -> Decision {
     }
     if !m.waited {
         m.s.waiting_since = None;
+    }
+    if let Some(problem) = m.pods_failing.take().filter(|_| m.degraded.is_none()) {
+        let message = format!("the candidate's pods are failing, the rollout waits for them: {problem}");
+        m.degraded = Some((reasons::CANDIDATE_PODS_FAILING.into(), message));
     }
     let weight_exact = effective_weights(&mut m);
     schedule_scale_downs(&mut m);

@@ -22,6 +22,7 @@ struct Sim {
     stable_ready: bool,
     candidate_ready: i32,
     retained: Vec<String>,
+    pods_problem: Option<String>,
     last: Option<Decision>,
 }
 
@@ -42,6 +43,7 @@ impl Sim {
             stable_ready: true,
             candidate_ready: 0,
             retained: vec![],
+            pods_problem: None,
             last: None,
         };
         sim.tick();
@@ -77,6 +79,7 @@ impl Sim {
             target: &target,
             stable_ready: self.stable_ready,
             candidate_ready_replicas: self.candidate_ready,
+            candidate_pods_problem: self.pods_problem.as_deref(),
             background: background.as_deref(),
             gate: gate.as_deref(),
             request: request.as_ref(),
@@ -454,6 +457,27 @@ fn progress_deadline_rolls_back_a_candidate_that_never_gets_ready() {
     sim.keep_conditions();
     sim.at(200).tick();
     assert_eq!(sim.condition("Degraded").reason, "ProgressDeadlineExceeded");
+}
+
+#[test]
+fn failing_candidate_pods_are_named_while_waiting_and_at_the_deadline() {
+    let mut sim = Sim::new();
+    sim.md.spec.strategy.as_mut().unwrap().progress_deadline = Some(crate::api::Duration::new("1m"));
+    sim.ship("1.1.0");
+    sim.pods_problem = Some("pod fraud-x: container server CrashLoopBackOff".into());
+    sim.at(0).tick();
+    let c = sim.condition("Degraded");
+    assert_eq!((c.status, c.reason.as_str()), (true, "CandidatePodsFailing"));
+    assert!(c.message.contains("CrashLoopBackOff"), "{}", c.message);
+    assert!(sim.message().contains("waiting for the candidate's pods to be ready: pod fraud-x"), "{}", sim.message());
+    sim.at(60).tick();
+    assert_eq!(sim.reasons(), ["ProgressDeadlineExceeded"]);
+    assert!(sim.message().contains("CrashLoopBackOff"), "the rollback says why: {}", sim.message());
+    // Pods that are fine say nothing.
+    let mut sim = Sim::new();
+    sim.ship("1.1.0");
+    sim.at(0).tick();
+    assert_eq!(sim.condition("Degraded").reason, "AsExpected");
 }
 
 #[test]

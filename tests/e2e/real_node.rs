@@ -534,6 +534,7 @@ async fn a_broken_candidate_is_rolled_back(
     image: Option<&str>,
     env_yaml: &str,
     fault_seen: fn(&[Pod], &Events) -> Option<String>,
+    operator_says: &str,
 ) {
     let Some(node) = real_node(prefix) else { return };
     let mut env = TestEnv::new(prefix).await;
@@ -586,6 +587,7 @@ async fn a_broken_candidate_is_rolled_back(
     assert_eq!(stable_version(&md).as_deref(), Some("1.0.0"));
     assert_eq!((s.as_str(), reason.as_str()), ("True", "ProgressDeadlineExceeded"), "{message}");
     assert!(message.contains("candidate's pods"), "{message}");
+    assert!(message.contains(operator_says), "the operator names the cause ({operator_says}): {message}");
     until_only(&url, "1.0.0", 20).await;
 }
 
@@ -599,29 +601,43 @@ fn event_with(events: &Events, reason: &str, text: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn real_node_a_crashing_candidate_is_rolled_back_and_stable_keeps_serving() {
-    a_broken_candidate_is_rolled_back("rn-crash", None, r#"[{name: EXIT_CODE, value: "3"}]"#, |pods, events| {
-        let exited_3 = pods
-            .iter()
-            .flat_map(|p| p.status.iter().flat_map(|s| s.container_statuses.iter().flatten()))
-            .any(|c| c.last_state.as_ref().and_then(|s| s.terminated.as_ref()).is_some_and(|t| t.exit_code == 3));
-        let backoff = event_with(events, "BackOff", "restarting failed container");
-        if exited_3 { backoff.or(Some("a container exited with code 3".into())) } else { backoff }
-    })
+    a_broken_candidate_is_rolled_back(
+        "rn-crash",
+        None,
+        r#"[{name: EXIT_CODE, value: "3"}]"#,
+        |pods, events| {
+            let exited_3 = pods
+                .iter()
+                .flat_map(|p| p.status.iter().flat_map(|s| s.container_statuses.iter().flatten()))
+                .any(|c| c.last_state.as_ref().and_then(|s| s.terminated.as_ref()).is_some_and(|t| t.exit_code == 3));
+            let backoff = event_with(events, "BackOff", "restarting failed container");
+            if exited_3 { backoff.or(Some("a container exited with code 3".into())) } else { backoff }
+        },
+        "exit code 3",
+    )
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn real_node_a_missing_image_is_rolled_back_and_stable_keeps_serving() {
-    a_broken_candidate_is_rolled_back("rn-noimage", Some("champion.test/no-such-image:1"), "[]", |_, events| {
-        event_with(events, "ErrImageNeverPull", "no-such-image")
-    })
+    a_broken_candidate_is_rolled_back(
+        "rn-noimage",
+        Some("champion.test/no-such-image:1"),
+        "[]",
+        |_, events| event_with(events, "ErrImageNeverPull", "no-such-image"),
+        "ErrImageNeverPull",
+    )
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn real_node_a_candidate_that_never_gets_ready_is_rolled_back_and_stable_keeps_serving() {
-    a_broken_candidate_is_rolled_back("rn-unready", None, r#"[{name: NEVER_READY, value: "true"}]"#, |_, events| {
-        event_with(events, "Unhealthy", "Readiness probe failed")
-    })
+    a_broken_candidate_is_rolled_back(
+        "rn-unready",
+        None,
+        r#"[{name: NEVER_READY, value: "true"}]"#,
+        |_, events| event_with(events, "Unhealthy", "Readiness probe failed"),
+        "readiness probe does not pass",
+    )
     .await;
 }

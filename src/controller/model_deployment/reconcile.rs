@@ -5,8 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
+use kube::api::{Api, ListParams};
 use kube::runtime::controller::Action;
 
 use super::Caches;
@@ -20,6 +22,7 @@ use crate::controller::{Context, Result, status};
 use crate::names::{annotations, conditions as cond, reasons};
 use crate::rollout::desired;
 use crate::rollout::plan::{self, Input};
+use crate::rollout::pods as rollout_pods;
 use crate::rollout::request::Request;
 use crate::rollout::revision;
 use crate::traffic::Routing;
@@ -61,6 +64,7 @@ pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>, caches: Arc<
         .and_then(|h| observed.deployments.get(h))
         .is_some_and(desired::is_ready);
     let candidate_ready_replicas = desired::ready_replicas(observed.deployments.get(&target.hash));
+    let pods_problem = candidate_pods_problem(&ctx, &md, &current, &target, candidate_ready_replicas).await;
     let retained: Vec<String> = observed.deployments.keys().cloned().collect();
     let decision = plan::decide(&Input {
         spec: &md.spec,
@@ -68,6 +72,7 @@ pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>, caches: Arc<
         target: &target,
         stable_ready,
         candidate_ready_replicas,
+        candidate_pods_problem: pods_problem.as_deref(),
         background: due.background.then_some(measured.as_slice()),
         gate: gate.as_deref(),
         request: request.as_ref(),
@@ -115,6 +120,36 @@ async fn report_apply_failure(
         status::publish(ctx, md, &t).await;
     }
     Ok(())
+}
+
+/// Why the candidate's pods are not ready, looked up (one LIST of its pods) only while a rollout of the
+/// spec's revision waits for pods that are not ready; a failed lookup says nothing.
+async fn candidate_pods_problem(
+    ctx: &Context,
+    md: &ModelDeployment,
+    current: &ModelDeploymentStatus,
+    target: &revision::Target,
+    ready: i32,
+) -> Option<String> {
+    let rolling =
+        plan::rolling(current) && current.candidate.as_ref().and_then(|c| c.hash.as_ref()) == Some(&target.hash);
+    let step = current.current_step.unwrap_or(0).max(0) as usize;
+    if !rolling || ready >= plan::candidate_needed(&md.spec, step) {
+        return None;
+    }
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &md.namespace().unwrap_or_default());
+    let selector = crate::resources::deployment::selector(md, &target.hash)
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    match pods.list(&ListParams::default().labels(&selector)).await {
+        Ok(list) => rollout_pods::problem(&list.items),
+        Err(e) => {
+            tracing::debug!(error = %e, "could not list the candidate's pods");
+            None
+        }
+    }
 }
 
 /// The acceptance status of a spec the rollout cannot act on: invalid, or following a registry alias.
