@@ -258,18 +258,24 @@ mod tests {
         );
     }
 
+    /// Every placeholder with a value.
+    fn every_value() -> TemplateVars {
+        let a = || Some("a".to_string());
+        TemplateVars {
+            namespace: a(),
+            name: a(),
+            variant: a(),
+            version: a(),
+            revision: a(),
+            service: a(),
+            interval: a(),
+            window: a(),
+        }
+    }
+
     #[test]
     fn validation_and_rendering_read_a_template_the_same_way() {
-        let full = TemplateVars {
-            namespace: Some("a".into()),
-            name: Some("a".into()),
-            variant: Some("a".into()),
-            version: Some("a".into()),
-            revision: Some("a".into()),
-            service: Some("a".into()),
-            interval: Some("a".into()),
-            window: Some("a".into()),
-        };
+        let full = every_value();
         let table = [
             "up",
             "x{v=\"{{ variant }}\"}[{{interval}}]",
@@ -310,16 +316,7 @@ mod tests {
     #[test]
     fn knows_every_placeholder_the_kinds_allow() {
         use crate::validation::{experiment, model_deployment, retrain_policy};
-        let full = TemplateVars {
-            namespace: Some("a".into()),
-            name: Some("a".into()),
-            variant: Some("a".into()),
-            version: Some("a".into()),
-            revision: Some("a".into()),
-            service: Some("a".into()),
-            interval: Some("a".into()),
-            window: Some("a".into()),
-        };
+        let full = every_value();
         for list in
             [model_deployment::QUERY_PLACEHOLDERS, experiment::QUERY_PLACEHOLDERS, retrain_policy::QUERY_PLACEHOLDERS]
         {

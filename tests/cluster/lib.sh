@@ -98,3 +98,25 @@ SERVICE_CIDR=10.0.0.0/24                 # up.sh's --service-cluster-ip-range
 # endpoints are kwok pods (kube-proxy programs them too) cannot send a packet off this machine.
 KWOK_CIDRS=(10.244.0.0/16 10.240.0.0/16)
 REAL_NODE_CNI_NETWORK=champion-real-node  # CNI network name (libcni caches results as /var/lib/cni/results/NAME-*)
+
+# wait_until TIMEOUT CMD...: runs CMD (quietly) every $POLL seconds (default 0.2) until it succeeds.
+# Fails early when a process listed in the file $PIDS has died (its name goes to $CURRENT), and after
+# TIMEOUT seconds. Messages start with the calling script's name and say $STEP.
+wait_until() {
+  local timeout=$1 deadline dead who
+  who=$(basename "$0")
+  shift
+  deadline=$(awk -v t="$EPOCHREALTIME" -v d="$timeout" 'BEGIN { printf "%d", t + d }')
+  until "$@" >/dev/null 2>&1; do
+    if dead=$(first_dead "$PIDS"); then
+      CURRENT=$dead
+      echo "$who: $dead exited" >&2
+      return 1
+    fi
+    if ((${EPOCHREALTIME%.*} >= deadline)); then
+      echo "$who: timed out after ${timeout}s: ${STEP:-}" >&2
+      return 1
+    fi
+    sleep "${POLL:-0.2}"
+  done
+}

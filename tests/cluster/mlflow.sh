@@ -88,23 +88,6 @@ if [[ ! -f $VENV/.complete ]]; then
   exec 9>&- # the server must not hold the lock
 fi
 
-# wait_until TIMEOUT CMD...: poll every 0.2 s, fail early if the server died
-wait_until() {
-  local deadline
-  deadline=$(awk -v t="$EPOCHREALTIME" -v d="$1" 'BEGIN { printf "%d", t + d }')
-  shift
-  until "$@" >/dev/null 2>&1; do
-    if first_dead "$PIDS" >/dev/null; then
-      echo "mlflow.sh: the mlflow server exited" >&2
-      return 1
-    fi
-    if ((${EPOCHREALTIME%.*} >= deadline)); then
-      echo "mlflow.sh: timed out after ${TIMEOUT}s: $STEP" >&2
-      return 1
-    fi
-    sleep 0.2
-  done
-}
 
 rm -rf "$MD"
 mkdir -p "$MD/artifacts"

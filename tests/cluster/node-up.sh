@@ -105,23 +105,6 @@ trap on_exit EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM HUP
 
-wait_until() { # TIMEOUT CMD...: poll every 0.1 s, fail early when a started process died
-  local deadline dead
-  deadline=$(awk -v t="$EPOCHREALTIME" -v d="$1" 'BEGIN { printf "%d", t + d }')
-  shift
-  until "$@" >/dev/null 2>&1; do
-    if dead=$(first_dead "$PIDS"); then
-      CURRENT=$dead
-      echo "node-up.sh: $dead exited" >&2
-      return 1
-    fi
-    if ((${EPOCHREALTIME%.*} >= deadline)); then
-      echo "node-up.sh: timed out: $STEP" >&2
-      return 1
-    fi
-    sleep 0.1
-  done
-}
 
 rm -rf "$N/containerd" "$N/kubelet" "$N/cni" "$N/logs" "$N/pki" "$N/config"
 mkdir -p "$N/logs" "$N/pki" "$N/config" "$N/cni/net.d" "$N/cni/ipam" "$N/kubelet"

@@ -88,24 +88,6 @@ trap on_exit EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM HUP
 
-# wait_until TIMEOUT CMD...: poll every 0.2 s, fail early if a started process died
-wait_until() {
-  local deadline dead
-  deadline=$(awk -v t="$EPOCHREALTIME" -v d="$1" 'BEGIN { printf "%d", t + d }')
-  shift
-  until "$@" >/dev/null 2>&1; do
-    if dead=$(first_dead "$PIDS"); then
-      CURRENT=$dead
-      echo "prometheus.sh: $dead exited" >&2
-      return 1
-    fi
-    if ((${EPOCHREALTIME%.*} >= deadline)); then
-      echo "prometheus.sh: timed out: $STEP" >&2
-      return 1
-    fi
-    sleep 0.2
-  done
-}
 
 rm -rf "$PD"
 mkdir -p "$PD/data"

@@ -75,25 +75,6 @@ trap on_exit EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM HUP
 
-# wait_until TIMEOUT_SECONDS CMD...: poll CMD every 0.2 s; fail early if a started process died.
-wait_until() {
-  local timeout=$1 deadline dead
-  shift
-  deadline=$(awk -v t="$EPOCHREALTIME" -v d="$timeout" 'BEGIN { printf "%d", t + d }')
-  while true; do
-    if "$@" >/dev/null 2>&1; then return 0; fi
-    if dead=$(first_dead "$PIDS"); then
-      echo "up.sh: $dead exited" >&2
-      CURRENT=$dead
-      return 1
-    fi
-    if ((${EPOCHREALTIME%.*} >= deadline)); then
-      echo "up.sh: timed out after ${timeout}s: $STEP" >&2
-      return 1
-    fi
-    sleep 0.2
-  done
-}
 
 # --- etcd first (needs no certificates; starts while the PKI is generated) ----------------------
 ETCD_PORT=$(freeport)
