@@ -404,17 +404,21 @@ impl<'a> Machine<'a> {
         );
     }
 
+    /// [`Machine::waiting`] for the candidate's pods: says what is wrong with them, when the kubelet
+    /// says so (`Input::candidate_pods_problem`).
+    fn waiting_for_pods(&mut self, why: &str) -> bool {
+        match self.input.candidate_pods_problem {
+            Some(problem) => {
+                self.pods_failing = Some(problem.to_string());
+                self.waiting(&format!("{why}: {problem}"))
+            }
+            None => self.waiting(why),
+        }
+    }
+
     /// Records a wait that counts toward the progress deadline (see `Strategy::progress_deadline`);
     /// rolls back once it has passed. Returns `false` (the step is not done).
     fn waiting(&mut self, why: &str) -> bool {
-        let why = match self.input.candidate_pods_problem.filter(|_| why.contains("pods")) {
-            Some(problem) => {
-                self.pods_failing = Some(problem.to_string());
-                format!("{why}: {problem}")
-            }
-            None => why.to_string(),
-        };
-        let why = why.as_str();
         let since = self.s.waiting_since.as_ref().map(|t| t.0).unwrap_or(self.now());
         self.s.waiting_since = Some(Time(since));
         self.waited = true;
@@ -666,7 +670,7 @@ fn step(m: &mut Machine, analysis_blocked: bool) {
             m.promote();
             m.s.step = None;
         } else {
-            m.waiting("waiting for the candidate's pods at full size before promotion");
+            m.waiting_for_pods("waiting for the candidate's pods at full size before promotion");
         }
         return;
     }
@@ -687,7 +691,7 @@ fn step(m: &mut Machine, analysis_blocked: bool) {
             // The weight in force stays until the pods for the new one are ready.
             let held = m.candidate_weight();
             m.set_weights(held, 0);
-            m.waiting("waiting for the candidate's pods to be ready")
+            m.waiting_for_pods("waiting for the candidate's pods to be ready")
         }
     } else if let Some(p) = &current.pause {
         m.set_weights(weight_at(all, i), 0);
@@ -717,7 +721,7 @@ fn step(m: &mut Machine, analysis_blocked: bool) {
             m.wake.push(end);
             false
         } else {
-            ready || m.waiting("waiting for the candidate's pods to be ready")
+            ready || m.waiting_for_pods("waiting for the candidate's pods to be ready")
         }
     } else if current.analysis.is_some() {
         m.set_weights(weight_at(all, i), 0);
