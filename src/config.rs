@@ -28,7 +28,7 @@ pub struct OperatorConfig {
 }
 
 /// Where the MLflow tracking server is, and how the operator authenticates to it.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MlflowConfig {
     /// The tracking server's base URL.
@@ -37,6 +37,32 @@ pub struct MlflowConfig {
     /// (see `registry::token_from_secret_data`); none means no credentials.
     #[serde(default)]
     pub token_secret_ref: Option<SecretKeyRef>,
+    /// How often a followed alias is read, e.g. `30s` (the default; at least 1s). Each ModelDeployment's
+    /// polls are spread by up to a tenth more; `kubectl champion refresh` reads at once.
+    #[serde(default)]
+    pub poll_interval: Option<String>,
+    /// Timeout of one registry call, e.g. `10s` (the default).
+    #[serde(default)]
+    pub request_timeout: Option<String>,
+}
+
+impl MlflowConfig {
+    /// `pollInterval`, or its default.
+    pub fn poll_interval(&self) -> std::time::Duration {
+        self.poll_interval
+            .as_deref()
+            .and_then(|t| crate::api::duration::parse_duration(t).ok())
+            .unwrap_or(crate::registry::follow::DEFAULT_POLL_INTERVAL)
+            .max(std::time::Duration::from_secs(1))
+    }
+
+    /// `requestTimeout`, or its default.
+    pub fn request_timeout(&self) -> std::time::Duration {
+        self.request_timeout
+            .as_deref()
+            .and_then(|t| crate::api::duration::parse_duration(t).ok())
+            .unwrap_or(std::time::Duration::from_secs(10))
+    }
 }
 
 /// One key of a Secret in the operator's own namespace.
@@ -122,6 +148,16 @@ impl OperatorConfig {
                         "mlflow.tokenSecretRef.key".into(),
                         format!("{:?} is not a valid Secret key (letters, digits, '-', '_', '.')", secret.key),
                     ));
+                }
+            }
+            for (field, value) in [("pollInterval", &mlflow.poll_interval), ("requestTimeout", &mlflow.request_timeout)]
+            {
+                if let Some(t) = value {
+                    let d = crate::api::duration::parse_duration(t)
+                        .map_err(|e| (format!("mlflow.{field}"), e.to_string()))?;
+                    if d < std::time::Duration::from_secs(1) {
+                        return Err((format!("mlflow.{field}"), format!("{t:?} is shorter than 1s")));
+                    }
                 }
             }
         }
@@ -262,6 +298,8 @@ mod tests {
             ),
             ("mlflow:\n  trackingUri: http://m\n  tokenSecretRef: {name: ok}\n", "key"),
             ("mlflow:\n  trackingUri: http://m\n  token: abc\n", "token"),
+            ("mlflow:\n  trackingUri: http://m\n  pollInterval: 500ms\n", "mlflow.pollInterval"),
+            ("mlflow:\n  trackingUri: http://m\n  requestTimeout: soon\n", "mlflow.requestTimeout"),
             ("namespaces: [ml, Bad_NS]\n", "namespaces[1]"),
             ("queryTimeout: soon\n", "queryTimeout"),
             ("prometheus: {default: http://p:9090}\nnamspaces: [ml]\n", "namspaces"),

@@ -35,6 +35,9 @@ pub mod conditions {
     /// Whether the traffic split is the one the steps ask for (the replicas router can only split by
     /// whole pods).
     pub const WEIGHT_EXACT: &str = "WeightExact";
+    /// Whether the registry alias a ModelDeployment follows was read, and what the operator records in the
+    /// registry was written (`spec.model.registry` only).
+    pub const REGISTRY_SYNCED: &str = "RegistrySynced";
 }
 
 /// Every reason Champion puts on a condition or an Event (CamelCase, as Kubernetes does). A reason that
@@ -48,9 +51,6 @@ pub mod reasons {
     pub const INVALID_SPEC: &str = "InvalidSpec";
     /// The spec was accepted and is waiting for its first action (Ready=False).
     pub const ACCEPTED: &str = "Accepted";
-    /// The spec follows a registry alias, which this operator version cannot resolve (Ready=False, and a
-    /// Warning Event).
-    pub const REGISTRY_UNSUPPORTED: &str = "RegistryUnsupported";
     /// The ModelDeployment named in spec.deploymentRef does not exist (Ready=False on an Experiment or a
     /// RetrainPolicy, and a Warning Event).
     pub const DEPLOYMENT_NOT_FOUND: &str = "DeploymentNotFound";
@@ -123,11 +123,40 @@ pub mod reasons {
     /// A generated object could not be applied; the message names it and why.
     pub const APPLY_FAILED: &str = "ApplyFailed";
 
+    // ----- the registry alias a ModelDeployment follows: RegistrySynced (and Ready=False before the
+    // first resolution), and Events -----
+
+    /// RegistrySynced=True: the alias was read and what the operator records is written.
+    pub const REGISTRY_SYNCED: &str = "Synced";
+    /// Event: the alias points at another version than before (a rollout follows).
+    pub const ALIAS_MOVED: &str = "AliasMoved";
+    /// Event: `kubectl champion promote-version` moved the followed alias.
+    pub const ALIAS_MOVED_BY_REQUEST: &str = "AliasMovedByRequest";
+    /// The registered model or the alias does not exist.
+    pub const ALIAS_NOT_FOUND: &str = "AliasNotFound";
+    /// The alias points at a version that cannot be served (no storage location, failed registration).
+    pub const VERSION_UNUSABLE: &str = "VersionUnusable";
+    /// The alias points at a version whose registration is still pending.
+    pub const VERSION_PENDING: &str = "VersionPending";
+    /// The registry cannot be reached or does not answer in time.
+    pub const REGISTRY_UNREACHABLE: &str = "RegistryUnreachable";
+    /// The registry refused the operator's token (or its Secret cannot be read).
+    pub const REGISTRY_AUTH_FAILED: &str = "RegistryAuthFailed";
+    /// The registry answered something that is not MLflow's REST API (garbage, an HTTP error page, a body
+    /// too large).
+    pub const REGISTRY_BAD_RESPONSE: &str = "RegistryBadResponse";
+    /// The version that serves is no longer in the registry; it keeps serving (Warning Event).
+    pub const SERVING_VERSION_DELETED: &str = "ServingVersionDeleted";
+    /// Event: a promotion or a rollback was written to the registry (serving alias, tags).
+    pub const REGISTRY_RECORDED: &str = "RegistryRecorded";
+    /// A promotion or a rollback could not be written to the registry yet; it is written again at the next
+    /// poll.
+    pub const REGISTRY_WRITE_FAILED: &str = "RegistryWriteFailed";
+
     /// Every reason above, for checks over all of them.
     pub const ALL: &[&str] = &[
         INVALID_SPEC,
         ACCEPTED,
-        REGISTRY_UNSUPPORTED,
         DEPLOYMENT_NOT_FOUND,
         SERVING,
         PODS_NOT_READY,
@@ -158,6 +187,18 @@ pub mod reasons {
         INVALID_REQUEST,
         REQUEST_IGNORED,
         APPLY_FAILED,
+        REGISTRY_SYNCED,
+        ALIAS_MOVED,
+        ALIAS_MOVED_BY_REQUEST,
+        ALIAS_NOT_FOUND,
+        VERSION_UNUSABLE,
+        VERSION_PENDING,
+        REGISTRY_UNREACHABLE,
+        REGISTRY_AUTH_FAILED,
+        REGISTRY_BAD_RESPONSE,
+        SERVING_VERSION_DELETED,
+        REGISTRY_RECORDED,
+        REGISTRY_WRITE_FAILED,
     ];
 }
 

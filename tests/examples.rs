@@ -48,7 +48,7 @@ fn operator_config() -> OperatorConfig {
     let mut config = OperatorConfig::load(&path).unwrap_or_else(|e| panic!("{e}"));
     config
         .mlflow
-        .get_or_insert(MlflowConfig { tracking_uri: "http://mlflow.mlflow:5000".into(), token_secret_ref: None });
+        .get_or_insert(MlflowConfig { tracking_uri: "http://mlflow.mlflow:5000".into(), ..MlflowConfig::default() });
     config
 }
 
@@ -432,11 +432,18 @@ fn shipped_mlflow_config_example_loads_when_uncommented() {
         let uncommented = text
             .replace("# mlflow:\n", "mlflow:\n")
             .replace("#   trackingUri:", "  trackingUri:")
-            .replace("#   tokenSecretRef:", "  tokenSecretRef:");
+            .replace("#   tokenSecretRef:", "  tokenSecretRef:")
+            .replace("#   pollInterval:", "  pollInterval:")
+            .replace("#   requestTimeout:", "  requestTimeout:");
         assert_ne!(uncommented, text, "{file} has no commented mlflow block");
         let config = OperatorConfig::parse(&uncommented, file).unwrap_or_else(|e| panic!("{e}"));
         let mlflow = config.mlflow.unwrap_or_else(|| panic!("{file}: the mlflow block did not uncomment"));
-        let secret = mlflow.token_secret_ref.unwrap_or_else(|| panic!("{file}: no tokenSecretRef"));
-        assert_eq!((secret.name.as_str(), secret.key.as_str()), ("mlflow-token", "token"), "{file}");
+        let secret = mlflow.token_secret_ref.clone().unwrap_or_else(|| panic!("{file}: no tokenSecretRef"));
+        assert_eq!((secret.name.as_str(), secret.key.as_str()), ("champion-mlflow-token", "token"), "{file}");
+        assert_eq!(mlflow.poll_interval(), std::time::Duration::from_secs(30), "{file}");
+        assert_eq!(mlflow.request_timeout(), std::time::Duration::from_secs(10), "{file}");
+        // The Role that lets the operator read the token names that Secret, and only it.
+        let role = std::fs::read_to_string(config_dir().join("operator/registry-token-role.yaml")).unwrap();
+        assert!(role.contains(&format!("resourceNames: [\"{}\"]", secret.name)), "{file}: {role}");
     }
 }

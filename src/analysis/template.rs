@@ -234,7 +234,8 @@ mod tests {
     fn candidate_vars_select_the_candidate_as_its_pods_and_service_are_labelled() {
         let mut md = crate::fixtures::model_deployment("fraud");
         md.metadata.namespace = Some("ml".into());
-        let candidate = RevisionRef { version: "2.1.0".into(), revision: 5, hash: Some("0a1b2c3d4e".into()) };
+        let candidate =
+            RevisionRef { version: "2.1.0".into(), revision: 5, hash: Some("0a1b2c3d4e".into()), registry: None };
         let v = candidate_vars(&md, Some(&candidate), Some(&Duration::new("30s")));
         let query = r#"x{namespace="{{namespace}}",champion_ml_revision="{{revision}}",s="{{service}}",v="{{variant}}",n="{{name}}",m="{{version}}"}[{{interval}}]"#;
         assert_eq!(

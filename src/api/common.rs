@@ -31,13 +31,27 @@ pub struct ModelRef {
 /// A model registry alias to follow (MLflow: registered model name and alias).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("!has(self.servingAlias) || self.servingAlias != self.alias")
+        .message("model.registry.servingAlias must differ from model.registry.alias: the operator moves the serving alias, never the one it follows"),
+    validation = Rule::new("self.alias.lowerAscii() != 'latest' && !self.alias.matches('^[vV][0-9]+$') && (!has(self.servingAlias) || (self.servingAlias.lowerAscii() != 'latest' && !self.servingAlias.matches('^[vV][0-9]+$')))")
+        .message("MLflow reserves the aliases 'latest' (in any case) and 'v<number>'"),
+    validation = Rule::new("self.alias.matches('^[A-Za-z0-9_-]+$') && (!has(self.servingAlias) || self.servingAlias.matches('^[A-Za-z0-9_-]+$'))")
+        .message("registry aliases may hold only letters, digits, '_' and '-'")
+)]
 pub struct RegistryRef {
     /// The registered model's name in the registry.
     #[schemars(length(min = 1, max = 256))]
     pub model: String,
-    /// The alias to follow, e.g. `champion`; when the alias moves, a rollout starts.
+    /// The alias to follow, e.g. `champion`; when the alias moves, a rollout starts. The operator never
+    /// moves it (the user or a retraining run owns it).
     #[schemars(length(min = 1, max = 128))]
     pub alias: String,
+    /// The alias the operator keeps on the version that really serves (default `<deployment>-serving`):
+    /// moved at each promotion and rollback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    pub serving_alias: Option<String>,
 }
 
 /// A reference to a ModelDeployment in the same namespace.
@@ -215,6 +229,6 @@ open_template!(
 impl RegistryRef {
     /// A sample alias reference for tests.
     pub fn sample() -> Self {
-        Self { model: "fraud".into(), alias: "champion".into() }
+        Self { model: "fraud".into(), alias: "champion".into(), serving_alias: None }
     }
 }

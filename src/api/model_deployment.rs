@@ -317,6 +317,26 @@ pub struct RevisionRef {
     /// The hash of the model reference and template that identifies the revision.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hash: Option<String>,
+    /// The registered model and the registry's version number, when the version came from a registry alias.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<RegisteredVersion>,
+}
+
+/// A version of a registered model in the registry.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisteredVersion {
+    /// The registered model's name.
+    pub model: String,
+    /// The registry's version number (MLflow's `3`).
+    pub version: String,
+}
+
+impl RegisteredVersion {
+    /// The MLflow URI of the version, `models:/<model>/<version>`.
+    pub fn models_uri(&self) -> String {
+        format!("models:/{}/{}", self.model, self.version)
+    }
 }
 
 /// The traffic split now in force, in percent.
@@ -404,6 +424,46 @@ pub struct HistoryEntry {
     /// When it became stable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub promoted_at: Option<Time>,
+    /// The registered model and version number, when the version came from a registry alias.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<RegisteredVersion>,
+}
+
+/// The registry alias a ModelDeployment follows: what it pointed at when last read, and what the operator
+/// recorded in the registry.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistryStatus {
+    /// The registered model.
+    pub model: String,
+    /// The alias followed.
+    pub alias: String,
+    /// The registry's version number that the alias pointed at when last read successfully.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The version handed to the server as `MODEL_VERSION`: the model version's `champion.ml/version` (or
+    /// `version`) tag as it was when first seen, else the version number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_version: Option<String>,
+    /// The version's storage location (MLflow's `source`), handed to the server as `MODEL_URI`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// When the operator first saw the alias pointing at this version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seen_at: Option<Time>,
+    /// Since when the registry cannot be reached (or answers errors); unset when it can. What serves keeps
+    /// serving, and no rollout starts because of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unavailable_since: Option<Time>,
+    /// The registry version for which the serving alias and the promotion tags were last written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serving_recorded: Option<String>,
+    /// The registry version whose rollback was last written (the `champion.ml/rolled-back` tag).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_recorded: Option<String>,
+    /// The registry version that serves and that the registry no longer has (it keeps serving).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serving_deleted: Option<String>,
 }
 
 /// What the operator observed and decided for a ModelDeployment.
@@ -457,6 +517,9 @@ pub struct ModelDeploymentStatus {
     /// Versions that served as stable, newest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<HistoryEntry>,
+    /// The registry alias followed (with `spec.model.registry`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<RegistryStatus>,
     /// Standard conditions: Ready, Progressing, Degraded, Paused.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,

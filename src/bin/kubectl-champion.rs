@@ -9,6 +9,7 @@ use kube::{Api, Client};
 
 use champion::api::ModelDeployment;
 use champion::names::annotations::REQUEST;
+use champion::registry::{BearerToken, MlflowClient, ModelVersion, Registry, VersionSearch};
 use champion::rollout::request::{Request, Verb};
 
 /// Day-2 verbs for Champion's ModelDeployments, Experiments and RetrainPolicies.
@@ -65,6 +66,31 @@ enum Command {
         /// The ModelDeployment's name.
         name: String,
     },
+    /// Read the registry alias that a ModelDeployment follows now, instead of at the next poll.
+    Refresh {
+        /// The ModelDeployment's name.
+        name: String,
+    },
+    /// Move the registry alias that a ModelDeployment follows to a version (the operator makes the call
+    /// with its own registry credentials); a rollout through the steps follows.
+    PromoteVersion {
+        /// The ModelDeployment's name.
+        name: String,
+        /// The registry's version number, e.g. 3.
+        version: String,
+    },
+    /// List the versions a ModelDeployment served, with when; joined with the registry's tags (rolled-back
+    /// versions and their reasons) when the tracking server can be read.
+    History {
+        /// The ModelDeployment's name.
+        name: String,
+        /// The MLflow tracking server to read the registry's tags from.
+        #[arg(long, env = "MLFLOW_TRACKING_URI")]
+        tracking_uri: Option<String>,
+        /// A token for it, sent as `Authorization: Bearer`.
+        #[arg(long, env = "MLFLOW_TRACKING_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
 }
 
 #[tokio::main]
@@ -84,9 +110,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     let ns = cli.namespace.unwrap_or_else(|| client.default_namespace().to_string());
     match cli.command {
         Command::Status { name } => {
-            let api: Api<ModelDeployment> = Api::namespaced(client, &ns);
-            let md = api.get_opt(&name).await.map_err(|e| format!("cannot read ModelDeployment {ns}/{name}: {e}"))?;
-            let md = md.ok_or_else(|| format!("ModelDeployment {name:?} not found in namespace {ns:?}"))?;
+            let md = get(client, &ns, &name).await?;
             print!("{}", champion::cli::status::render(&md));
         }
         Command::Promote { name, full } => {
@@ -97,8 +121,70 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Rollback { name, to } => request(client, &ns, &name, Verb::Rollback(to)).await?,
         Command::Pause { name } => request(client, &ns, &name, Verb::Pause).await?,
         Command::Resume { name } => request(client, &ns, &name, Verb::Resume).await?,
+        Command::Refresh { name } => request(client, &ns, &name, Verb::Refresh).await?,
+        Command::PromoteVersion { name, version } => {
+            let verb =
+                Request::parse(&Request::format(&Verb::PromoteVersion(version), "0")).map_err(|e| e.to_string())?.verb;
+            request(client, &ns, &name, verb).await?
+        }
+        Command::History { name, tracking_uri, token } => {
+            let md = get(client, &ns, &name).await?;
+            let (versions, note) = registry_versions(&md, tracking_uri.as_deref(), token.as_deref()).await;
+            print!("{}", champion::cli::history::render(&md, versions.as_deref(), note.as_deref()));
+        }
     }
     Ok(())
+}
+
+async fn get(client: Client, ns: &str, name: &str) -> Result<ModelDeployment, String> {
+    let api: Api<ModelDeployment> = Api::namespaced(client, ns);
+    let md = api.get_opt(name).await.map_err(|e| format!("cannot read ModelDeployment {ns}/{name}: {e}"))?;
+    md.ok_or_else(|| format!("ModelDeployment {name:?} not found in namespace {ns:?}"))
+}
+
+/// The versions of the registered model a ModelDeployment follows (or followed), for the history; or why
+/// they were not read.
+async fn registry_versions(
+    md: &ModelDeployment,
+    tracking_uri: Option<&str>,
+    token: Option<&str>,
+) -> (Option<Vec<ModelVersion>>, Option<String>) {
+    let model = md
+        .spec
+        .model
+        .registry
+        .as_ref()
+        .map(|r| r.model.clone())
+        .or_else(|| md.status.as_ref()?.history.iter().find_map(|h| h.registry.as_ref().map(|r| r.model.clone())));
+    let Some(model) = model else { return (None, None) };
+    let Some(uri) = tracking_uri else {
+        return (None, Some("registry tags not shown: set --tracking-uri or MLFLOW_TRACKING_URI".into()));
+    };
+    let mut client = MlflowClient::new(uri, std::time::Duration::from_secs(10));
+    if let Some(t) = token {
+        match BearerToken::parse(t) {
+            Some(t) => client = client.with_token(t),
+            None => return (None, Some("registry tags not shown: the token is not a valid header value".into())),
+        }
+    }
+    let Some(mut search) = VersionSearch::of_model(&model, 200) else {
+        return (None, Some(format!("registry tags not shown: cannot search for model {model:?}")));
+    };
+    let mut versions = Vec::new();
+    // At most 10 pages (2000 versions): enough for a history, bounded for a CLI.
+    for _ in 0..10 {
+        match client.search_model_versions(&search).await {
+            Ok(page) => {
+                versions.extend(page.versions);
+                match page.next_page_token {
+                    Some(t) => search.page_token = Some(t),
+                    None => break,
+                }
+            }
+            Err(e) => return (None, Some(format!("registry tags not shown: {e}"))),
+        }
+    }
+    (Some(versions), None)
 }
 
 /// Sets the request annotation; the operator consumes it once and records it in `status.lastRequest`.

@@ -1,4 +1,5 @@
 //! The `kubectl champion` plugin's rendering and request logic, kept apart from its I/O so it can be
 //! tested.
 
+pub mod history;
 pub mod status;

@@ -36,10 +36,32 @@ pub fn render(md: &ModelDeployment) -> String {
         let _ = writeln!(out, "  Message:    {m}");
     }
     let rev = |r: &Option<crate::api::model_deployment::RevisionRef>| {
-        r.as_ref().map(|r| format!("{} (revision {})", r.version, r.revision)).unwrap_or_else(|| "-".into())
+        r.as_ref()
+            .map(|r| match &r.registry {
+                Some(reg) => format!("{} (revision {}, registry {})", r.version, r.revision, reg.models_uri()),
+                None => format!("{} (revision {})", r.version, r.revision),
+            })
+            .unwrap_or_else(|| "-".into())
     };
     let _ = writeln!(out, "  Stable:     {}", rev(&status.stable));
     let _ = writeln!(out, "  Candidate:  {}", rev(&status.candidate));
+    if let Some(r) = &status.registry {
+        let at = match (&r.version, &r.seen_at) {
+            (Some(v), Some(t)) => format!("version {v} (seen {})", t.0),
+            (Some(v), None) => format!("version {v}"),
+            _ => "not resolved yet".to_string(),
+        };
+        let _ = writeln!(out, "  Registry:   alias {} of {} → {at}", r.alias, r.model);
+        if let Some(source) = &r.source {
+            let _ = writeln!(out, "    source:   {source}");
+        }
+        if let Some(t) = &r.unavailable_since {
+            let _ = writeln!(out, "    registry unavailable since {} (what serves keeps serving)", t.0);
+        }
+        if let Some(v) = &r.serving_deleted {
+            let _ = writeln!(out, "    version {v} serves but was deleted from the registry");
+        }
+    }
     if let Some(w) = &status.weights {
         let _ = writeln!(out, "  Traffic:    stable {}%, candidate {}%, mirror {}%", w.stable, w.candidate, w.mirror);
     }
@@ -72,7 +94,8 @@ pub fn render(md: &ModelDeployment) -> String {
     if !status.history.is_empty() {
         let _ = writeln!(out, "  History:");
         for h in &status.history {
-            let _ = writeln!(out, "    {} (revision {})", h.version, h.revision);
+            let registry = h.registry.as_ref().map(|r| format!(", registry version {}", r.version)).unwrap_or_default();
+            let _ = writeln!(out, "    {} (revision {}{registry})", h.version, h.revision);
         }
     }
     if !status.conditions.is_empty() {
@@ -96,8 +119,8 @@ mod tests {
         let mut md = fixtures::model_deployment("fraud");
         md.status = Some(ModelDeploymentStatus {
             phase: Some(DeploymentPhase::Progressing),
-            stable: Some(RevisionRef { version: "1.0.0".into(), revision: 1, hash: None }),
-            candidate: Some(RevisionRef { version: "1.1.0".into(), revision: 2, hash: None }),
+            stable: Some(RevisionRef { version: "1.0.0".into(), revision: 1, hash: None, registry: None }),
+            candidate: Some(RevisionRef { version: "1.1.0".into(), revision: 2, hash: None, registry: None }),
             current_step: Some(1),
             weights: Some(Weights { stable: 90, candidate: 10, mirror: 0 }),
             ..Default::default()
@@ -127,6 +150,33 @@ mod tests {
         assert!(text.contains("Waiting:    since 2027-01-15T08:00:00Z"), "{text}");
         assert!(text.contains("Draining:   revision abc1234567 keeps its pods until 2027-01-15T08:00:30Z"), "{text}");
         assert!(text.contains("metrics unavailable since 2027-01-15T08:00:10Z"), "{text}");
+    }
+
+    #[test]
+    fn shows_the_followed_alias_and_registry_versions() {
+        use crate::api::model_deployment::{RegisteredVersion, RegistryStatus};
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+        let t = |s| Time(k8s_openapi::jiff::Timestamp::from_second(s).unwrap());
+        let mut md = fixtures::model_deployment("fraud");
+        let registry = Some(RegisteredVersion { model: "fraud".into(), version: "3".into() });
+        md.status = Some(ModelDeploymentStatus {
+            stable: Some(RevisionRef { version: "2.1.0".into(), revision: 1, hash: None, registry }),
+            registry: Some(RegistryStatus {
+                model: "fraud".into(),
+                alias: "champion".into(),
+                version: Some("3".into()),
+                source: Some("s3://m/3".into()),
+                seen_at: Some(t(1_800_000_000)),
+                unavailable_since: Some(t(1_800_000_100)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let text = render(&md);
+        assert!(text.contains("Stable:     2.1.0 (revision 1, registry models:/fraud/3)"), "{text}");
+        assert!(text.contains("Registry:   alias champion of fraud → version 3 (seen 2027-01-15T08:00:00Z)"), "{text}");
+        assert!(text.contains("source:   s3://m/3"), "{text}");
+        assert!(text.contains("registry unavailable since 2027-01-15T08:01:40Z"), "{text}");
     }
 
     #[test]

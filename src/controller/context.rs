@@ -7,6 +7,7 @@ use kube::runtime::events::{Recorder, Reporter};
 
 use super::backoff::FailureCounts;
 use super::readiness::Readiness;
+use super::registry_access::RegistryAccess;
 use crate::analysis::PrometheusClient;
 use crate::config::OperatorConfig;
 use crate::metrics::Metrics;
@@ -28,12 +29,21 @@ pub struct Context {
     pub prometheus: PrometheusClient,
     /// Whether every controller's cache is synced (read by `/readyz`).
     pub readiness: Arc<Readiness>,
+    /// The model registry of the operator config (`mlflow`), when it names one.
+    pub registry: Option<Arc<RegistryAccess>>,
 }
+
+/// The environment variable with the operator's own namespace (the downward API sets it in
+/// `config/operator/deployment.yaml`); without it, the kubeconfig's namespace.
+pub const POD_NAMESPACE: &str = "POD_NAMESPACE";
 
 impl Context {
     /// A context around a client.
     pub fn new(client: Client, config: Arc<OperatorConfig>, metrics: Arc<Metrics>) -> Arc<Self> {
         let reporter = Reporter { controller: CONTROLLER_NAME.into(), instance: std::env::var("POD_NAME").ok() };
+        let namespace = std::env::var(POD_NAMESPACE).unwrap_or_else(|_| client.default_namespace().to_string());
+        let registry =
+            config.mlflow.clone().map(|m| Arc::new(RegistryAccess::new(m, client.clone(), namespace.clone())));
         Arc::new(Self {
             recorder: Recorder::new(client.clone(), reporter),
             client,
@@ -42,6 +52,7 @@ impl Context {
             failures: FailureCounts::default(),
             prometheus: PrometheusClient::new(config.query_timeout()),
             readiness: Arc::new(Readiness::default()),
+            registry,
         })
     }
 }

@@ -9,6 +9,7 @@ pub mod experiment;
 pub mod model_deployment;
 pub mod readiness;
 pub mod referencing;
+pub mod registry_access;
 pub mod retrain_policy;
 pub mod status;
 
@@ -135,9 +136,13 @@ pub async fn watch_cache<K, S>(
             _ = tick.tick() => {}
             _ = shutdown.clone() => return,
         }
-        ctx.metrics.prune(kind, scope.as_deref(), |ns, name| {
-            store.get(&kube::runtime::reflector::ObjectRef::<K>::new(name).within(ns)).is_some()
-        });
+        let exists =
+            |ns: &str, name: &str| store.get(&kube::runtime::reflector::ObjectRef::<K>::new(name).within(ns)).is_some();
+        ctx.metrics.prune(kind, scope.as_deref(), exists);
+        if let Some(registry) = ctx.registry.as_ref().filter(|_| kind == model_deployment::KIND) {
+            let in_scope = |ns: &str| scope.as_deref().is_none_or(|s| s == ns);
+            registry.retain(|key| key.split_once('/').is_none_or(|(ns, name)| !in_scope(ns) || exists(ns, name)));
+        }
     }
 }
 

@@ -9,7 +9,9 @@
 mod auth;
 mod error;
 mod fake;
+pub mod follow;
 mod mlflow;
+pub mod sync;
 mod types;
 
 pub use auth::{BearerToken, TokenError, token_from_secret_data};

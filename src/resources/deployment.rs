@@ -8,6 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::ResourceExt;
 
 use crate::api::ModelDeployment;
+use crate::api::model_deployment::RegisteredVersion;
 use crate::names::{annotations, labels};
 use crate::rollout::revision::deployment_name;
 
@@ -18,6 +19,9 @@ pub const MODEL_NAME: &str = "MODEL_NAME";
 pub const MODEL_VERSION: &str = "MODEL_VERSION";
 /// The environment variable with the model URI, set in every container and init container.
 pub const MODEL_URI: &str = "MODEL_URI";
+/// The environment variable with the registry's URI of the version (`models:/<model>/<version>`), set
+/// beside the others when the version comes from a registry alias.
+pub const MODEL_REGISTRY_URI: &str = "MODEL_REGISTRY_URI";
 
 /// What a revision serves.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,6 +34,9 @@ pub struct Revision {
     pub uri: String,
     /// The pod template (from the spec for the spec's revision, from the cluster for older ones).
     pub template: PodTemplateSpec,
+    /// The registry version, when the version comes from a registry alias (read back from
+    /// `MODEL_REGISTRY_URI` for revisions no longer in the spec).
+    pub registry: Option<RegisteredVersion>,
 }
 
 /// The pod labels that select a revision's pods.
@@ -46,8 +53,9 @@ pub fn build(md: &ModelDeployment, rev: &Revision, replicas: i32, variant: &str)
     tmeta.labels.get_or_insert_with(BTreeMap::new).extend(pod_labels.clone());
     if let Some(spec) = template.spec.as_mut() {
         // Init containers too: storage initializers (KServe's, for one) fetch MODEL_URI before the server runs.
-        let model_env =
-            [(MODEL_NAME, md.name_any()), (MODEL_VERSION, rev.version.clone()), (MODEL_URI, rev.uri.clone())];
+        let mut model_env =
+            vec![(MODEL_NAME, md.name_any()), (MODEL_VERSION, rev.version.clone()), (MODEL_URI, rev.uri.clone())];
+        model_env.extend(rev.registry.as_ref().map(|r| (MODEL_REGISTRY_URI, r.models_uri())));
         for c in spec.init_containers.iter_mut().flatten().chain(spec.containers.iter_mut()) {
             let env = c.env.get_or_insert_with(Vec::new);
             for (name, value) in &model_env {
@@ -77,15 +85,25 @@ pub fn revision_of(d: &Deployment) -> Option<Revision> {
     let hash = d.labels().get(labels::REVISION)?.clone();
     let version = d.annotations().get(annotations::MODEL_VERSION)?.clone();
     let template = d.spec.as_ref()?.template.clone();
-    let uri = template
-        .spec
-        .as_ref()
-        .and_then(|s| s.containers.first())
-        .and_then(|c| c.env.as_ref())
-        .and_then(|env| env.iter().find(|e| e.name == MODEL_URI))
-        .and_then(|e| e.value.clone())
-        .unwrap_or_default();
-    Some(Revision { hash, version, uri, template })
+    let env_value = |name: &str| {
+        template
+            .spec
+            .as_ref()
+            .and_then(|s| s.containers.first())
+            .and_then(|c| c.env.as_ref())
+            .and_then(|env| env.iter().find(|e| e.name == name))
+            .and_then(|e| e.value.clone())
+    };
+    let uri = env_value(MODEL_URI).unwrap_or_default();
+    let registry = env_value(MODEL_REGISTRY_URI).as_deref().and_then(parse_models_uri);
+    Some(Revision { hash, version, uri, template, registry })
+}
+
+/// The registered model and version of a `models:/<model>/<version>` URI.
+fn parse_models_uri(uri: &str) -> Option<RegisteredVersion> {
+    let (model, version) = uri.strip_prefix("models:/")?.rsplit_once('/')?;
+    (!model.is_empty() && !version.is_empty())
+        .then(|| RegisteredVersion { model: model.to_string(), version: version.to_string() })
 }
 
 #[cfg(test)]
@@ -99,7 +117,31 @@ mod tests {
             version: "1.0.0".into(),
             uri: "s3://m/1".into(),
             template: fixtures::pod_template().decode().unwrap(),
+            registry: None,
         }
+    }
+
+    #[test]
+    fn a_registry_version_adds_its_models_uri_and_reads_back_unchanged() {
+        let md = fixtures::model_deployment("fraud");
+        let registry = Some(RegisteredVersion { model: "fraud".into(), version: "3".into() });
+        let d = build(&md, &Revision { registry, ..rev() }, 2, "candidate");
+        let env = d.spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers[0].env.clone().unwrap();
+        let uris: Vec<_> = env.iter().filter(|e| e.name == MODEL_REGISTRY_URI).collect();
+        assert_eq!(uris.len(), 1);
+        assert_eq!(uris[0].value.as_deref(), Some("models:/fraud/3"));
+        // Read back from the cluster, the rebuilt Deployment is the same (env in the same order).
+        let back = revision_of(&d).unwrap();
+        assert_eq!(back.registry, Some(RegisteredVersion { model: "fraud".into(), version: "3".into() }));
+        assert_eq!(build(&md, &back, 2, "candidate"), d);
+        assert!(
+            build(&md, &rev(), 2, "candidate").spec.unwrap().template.spec.unwrap().containers[0]
+                .env
+                .as_ref()
+                .unwrap()
+                .iter()
+                .all(|e| e.name != MODEL_REGISTRY_URI)
+        );
     }
 
     #[test]

@@ -174,6 +174,7 @@ pub fn desired(
                 version: target.version.clone(),
                 uri: target.uri.clone(),
                 template,
+                registry: target.registry.clone(),
             })
         } else {
             observed.deployments.get(hash).and_then(deployment::revision_of)

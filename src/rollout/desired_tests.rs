@@ -12,7 +12,7 @@ use crate::rollout::revision;
 use crate::traffic::istio::virtual_service_resource;
 
 fn rev(version: &str, revision: i64, hash: &str) -> Option<RevisionRef> {
-    Some(RevisionRef { version: version.into(), revision, hash: Some(hash.into()) })
+    Some(RevisionRef { version: version.into(), revision, hash: Some(hash.into()), registry: None })
 }
 
 fn decision(status: ModelDeploymentStatus) -> Decision {
@@ -41,6 +41,7 @@ fn existing(md: &ModelDeployment, hash: &str, replicas: i32, ready: i32) -> Depl
         version: format!("v-{hash}"),
         uri: "s3://m".into(),
         template: fixtures::pod_template().decode().unwrap(),
+        registry: None,
     };
     let mut d = deployment::build(md, &r, replicas, "stable");
     d.status = Some(k8s_openapi::api::apps::v1::DeploymentStatus { ready_replicas: Some(ready), ..Default::default() });
@@ -86,12 +87,14 @@ fn replica_counts_per_revision() {
                 revision: 2,
                 hash: Some(b.into()),
                 promoted_at: None,
+                registry: None,
             },
             crate::api::model_deployment::HistoryEntry {
                 version: "1.0.0".into(),
                 revision: 1,
                 hash: Some(a.into()),
                 promoted_at: None,
+                registry: None,
             },
         ],
         scale_downs: if drain { vec![ScaleDown { hash: a.into(), at: later(30) }] } else { vec![] },
@@ -182,6 +185,7 @@ fn promotion_moves_selectors_and_route_first_and_scales_down_after_the_delay() {
         revision: 1,
         hash: Some(old.into()),
         promoted_at: None,
+        registry: None,
     }];
     let mut obs = observed(vec![existing(&md, old, 2, 2), existing(&md, new, 2, 2)]);
     for role in ["stable", "candidate"] {

@@ -316,6 +316,7 @@ impl<'a> Machine<'a> {
                 revision: r.revision,
                 hash: r.hash.clone(),
                 promoted_at: Some(Time(self.now())),
+                registry: r.registry.clone(),
             },
         );
         let limit = self
@@ -333,6 +334,7 @@ impl<'a> Machine<'a> {
             version: t.version.clone(),
             revision: self.revision_for(&t.hash),
             hash: Some(t.hash.clone()),
+            registry: t.registry.clone(),
         };
         let previous = self.s.candidate.take();
         let message = match previous {
@@ -456,6 +458,10 @@ pub fn decide(input: &Input) -> Decision {
         m.s.last_request = Some(r.raw.clone());
     }
     m.s.message = None;
+    if m.verb().is_some_and(Verb::is_registry) {
+        // The reconciler acts on these for a spec that follows a registry alias; here the version is pinned.
+        m.ignore("the version is pinned in the spec; refresh and promote-version apply to a ModelDeployment that follows a registry alias".into());
+    }
     decide_rollout(&mut m);
     finish(m)
 }
@@ -465,7 +471,12 @@ fn decide_rollout(m: &mut Machine) {
     let target = input.target;
     if m.s.stable.is_none() {
         // The first version goes straight to 100%.
-        let r = RevisionRef { version: target.version.clone(), revision: 1, hash: Some(target.hash.clone()) };
+        let r = RevisionRef {
+            version: target.version.clone(),
+            revision: 1,
+            hash: Some(target.hash.clone()),
+            registry: target.registry.clone(),
+        };
         m.record_stable(&r);
         m.event(false, reasons::DEPLOYED, format!("serving version {} (revision 1)", r.version));
         m.s.stable = Some(r);
@@ -763,7 +774,11 @@ fn gate(m: &mut Machine, i: usize) -> bool {
 
 fn rollback_to_history(m: &mut Machine, version: Option<&str>) {
     let stable_hash = m.s.stable.as_ref().and_then(|s| s.hash.clone());
-    let found = m.s.history.iter().find(|h| h.hash != stable_hash && version.is_none_or(|v| v == h.version)).cloned();
+    // A version is named by its version or, for one from a registry, its registry version number.
+    let named = |h: &HistoryEntry| {
+        version.is_none_or(|v| v == h.version || h.registry.as_ref().is_some_and(|r| r.version == v))
+    };
+    let found = m.s.history.iter().find(|h| h.hash != stable_hash && named(h)).cloned();
     let Some(entry) = found else {
         let what = version.map(|v| format!("version {v}")).unwrap_or_else(|| "a previous version".into());
         m.event(true, reasons::ROLLBACK_REFUSED, format!("{what} is not in the history of this ModelDeployment"));
@@ -779,7 +794,12 @@ fn rollback_to_history(m: &mut Machine, version: Option<&str>) {
         m.degraded = Some((reasons::ROLLBACK_REFUSED.into(), format!("revision {} is gone", entry.revision)));
         return;
     }
-    let to = RevisionRef { version: entry.version.clone(), revision: entry.revision, hash: entry.hash.clone() };
+    let to = RevisionRef {
+        version: entry.version.clone(),
+        revision: entry.revision,
+        hash: entry.hash.clone(),
+        registry: entry.registry.clone(),
+    };
     let target = m.input.target;
     m.record_stable(&to);
     m.s.stable = Some(to);
@@ -796,6 +816,7 @@ fn rollback_to_history(m: &mut Machine, version: Option<&str>) {
             version: target.version.clone(),
             revision: m.revision_for(&target.hash),
             hash: Some(target.hash.clone()),
+            registry: target.registry.clone(),
         });
         m.s.phase = Some(DeploymentPhase::RolledBack);
         m.s.message = Some(format!(

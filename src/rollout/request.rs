@@ -21,6 +21,18 @@ pub enum Verb {
     Resume,
     /// Serve a previous version at once, without steps; `None` means the previous stable.
     Rollback(Option<String>),
+    /// Read the followed registry alias now instead of at the next poll.
+    Refresh,
+    /// Move the followed registry alias to this registry version number (the operator holds the
+    /// registry's credentials, so people without MLflow at hand can promote).
+    PromoteVersion(String),
+}
+
+impl Verb {
+    /// Whether the verb is about the registry alias (handled before the rollout decides).
+    pub fn is_registry(&self) -> bool {
+        matches!(self, Verb::Refresh | Verb::PromoteVersion(_))
+    }
 }
 
 /// A request as read from the annotation.
@@ -64,8 +76,24 @@ impl Request {
             ("rollback", None) => Verb::Rollback(None),
             ("rollback", Some("")) => return Err(err("rollback: needs a version after the colon")),
             ("rollback", Some(v)) => Verb::Rollback(Some(v.to_string())),
-            (_, Some(_)) => return Err(err("only rollback takes an argument (rollback:<version>)")),
-            _ => return Err(err("unknown verb; use promote, promote-full, abort, retry, pause, resume or rollback")),
+            ("refresh", None) => Verb::Refresh,
+            ("promote-version", None | Some("")) => {
+                return Err(err("promote-version: needs a registry version number after the colon"));
+            }
+            ("promote-version", Some(v)) if v.bytes().all(|b| b.is_ascii_digit()) => Verb::PromoteVersion(v.into()),
+            ("promote-version", Some(_)) => {
+                return Err(err("promote-version: the registry version must be a number, such as 3"));
+            }
+            (_, Some(_)) => {
+                return Err(err(
+                    "only rollback and promote-version take an argument (rollback:<version>, promote-version:<number>)",
+                ));
+            }
+            _ => {
+                return Err(err(
+                    "unknown verb; use promote, promote-full, abort, retry, pause, resume, rollback, refresh or promote-version",
+                ));
+            }
         };
         Ok(Self { verb, raw: raw.to_string() })
     }
@@ -87,6 +115,8 @@ impl fmt::Display for Verb {
             Verb::Resume => f.write_str("resume"),
             Verb::Rollback(None) => f.write_str("rollback"),
             Verb::Rollback(Some(v)) => write!(f, "rollback:{v}"),
+            Verb::Refresh => f.write_str("refresh"),
+            Verb::PromoteVersion(v) => write!(f, "promote-version:{v}"),
         }
     }
 }
@@ -106,6 +136,8 @@ mod tests {
             Verb::Resume,
             Verb::Rollback(None),
             Verb::Rollback(Some("2.0.0".into())),
+            Verb::Refresh,
+            Verb::PromoteVersion("4".into()),
         ];
         for v in verbs {
             let raw = Request::format(&v, "17");
@@ -119,7 +151,9 @@ mod tests {
             ("promote", "expected <verb>/<id>"),
             ("promote/", "id after / is empty"),
             ("jump/1", "unknown verb"),
-            ("abort:now/1", "only rollback takes an argument"),
+            ("abort:now/1", "only rollback and promote-version take an argument"),
+            ("promote-version/1", "needs a registry version number"),
+            ("promote-version:v4/1", "must be a number"),
             ("rollback:/1", "needs a version after the colon"),
         ] {
             let e = Request::parse(raw).unwrap_err().to_string();

@@ -114,7 +114,11 @@ mod tests {
                 "registry without MLflow",
                 |md| {
                     md.spec.model = crate::api::ModelRef {
-                        registry: Some(crate::api::common::RegistryRef { model: "m".into(), alias: "a".into() }),
+                        registry: Some(crate::api::common::RegistryRef {
+                            model: "m".into(),
+                            alias: "a".into(),
+                            serving_alias: None,
+                        }),
                         ..Default::default()
                     }
                 },

@@ -314,6 +314,7 @@ impl TestEnv {
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .env("KUBECONFIG", &self.cluster.sa_kubeconfig)
+            .env("POD_NAMESPACE", OPERATOR_NAMESPACE)
             .env("RUST_LOG", "info,champion=debug")
             .env("NO_COLOR", "1")
             .env_remove("CHAMPION_CONFIG")

@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod caches;
 pub mod reconcile;
+pub mod registry;
 
 use std::sync::Arc;
 

@@ -11,8 +11,8 @@ use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::Action;
 
-use super::Caches;
 use super::apply::{self, ApplyError};
+use super::{Caches, registry};
 use crate::analysis::{candidate_vars, measure};
 use crate::api::model_deployment::{MetricResult, Verdict};
 use crate::api::{DeploymentPhase, ModelDeployment, ModelDeploymentStatus};
@@ -36,13 +36,36 @@ const RESYNC: Duration = Duration::from_secs(300);
 pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>, caches: Arc<Caches>) -> Result<Action> {
     let now = jiff::Timestamp::now();
     let errors = crate::validation::model_deployment::validate(&md.spec, &ctx.config);
-    let target = revision::target(&md.spec);
+    let current = md.status.clone().unwrap_or_default();
+    let (request, bad_request) = read_request(&md, &current);
+    // A followed registry alias is read (when due) before anything decides: its last resolution is the target.
+    let follow = md.spec.model.registry.as_ref().filter(|_| errors.is_empty());
+    let mut alias = match follow {
+        Some(f) => Some(registry::follow_alias(&ctx, &md, f, &current, request.as_ref(), now).await),
+        None => None,
+    };
+    let target = match &alias {
+        Some(a) => revision::resolved_target(&md.spec, &a.status),
+        None => revision::target(&md.spec),
+    };
     let Some(target) = target.filter(|_| errors.is_empty()) else {
-        // Invalid (or not yet resolvable): say so, and leave every generated object as it is, so that
+        // Invalid (or not resolved yet): say so, and leave every generated object as it is, so that
         // whatever serves keeps serving.
-        let decided = accept(&md, &errors, &Time(now));
+        let mut decided = accept(&md, &errors, alias.as_ref(), &Time(now));
+        if let Some(a) = &alias {
+            decided.status.registry = Some(a.status.clone());
+            if let Some(raw) = &a.consumed {
+                decided.status.last_request = Some(raw.clone());
+            }
+        }
         acceptance::apply(&ctx, super::KIND, md.as_ref(), md.status.as_ref(), &decided).await?;
-        return Ok(Action::await_change());
+        for e in alias.iter().flat_map(|a| a.events.iter()) {
+            status::publish(&ctx, md.as_ref(), e).await;
+        }
+        return Ok(match &alias {
+            Some(a) => Action::requeue(a.next_read.max(Duration::from_secs(1))),
+            None => Action::await_change(),
+        });
     };
     ctx.metrics
         .invalid_specs
@@ -50,8 +73,8 @@ pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>, caches: Arc<
         .set(0);
 
     let observed = caches.observe(&md);
-    let current = md.status.clone().unwrap_or_default();
-    let (request, bad_request) = read_request(&md, &current);
+    // Registry requests were acted on above; the rollout gets the others.
+    let request = request.filter(|r| alias.is_none() || !r.verb.is_registry());
     // Requests first: while one waits, nothing is measured (see `plan::due`).
     let due = plan::due(&md.spec, &current, &target, request.is_some(), now);
     let measured = if due.any() { measure_metrics(&ctx, &md, &current, due.metric_names()).await } else { Vec::new() };
@@ -86,8 +109,20 @@ pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>, caches: Arc<
         return Err(e.into());
     }
 
-    let mut new_status = finish_status(&md, &current, &decision.conditions, decision.status.clone(), &Time(now));
+    let mut conditions = decision.conditions.clone();
+    let mut new_status = finish_status(&md, &current, &conditions, decision.status.clone(), &Time(now));
     let mut events = decision.events.clone();
+    if let (Some(a), Some(f)) = (alias.as_mut(), follow) {
+        // What serves now is recorded in the registry (after the objects are applied).
+        registry::record(&ctx, &md, f, a, &current, &new_status, now).await;
+        new_status.registry = Some(a.status.clone());
+        if let Some(raw) = &a.consumed {
+            new_status.last_request = Some(raw.clone());
+        }
+        conditions.extend(a.condition.clone());
+        new_status = finish_status(&md, &current, &conditions, new_status, &Time(now));
+        events.append(&mut a.events);
+    }
     if let Some((raw, e)) = bad_request {
         new_status.last_request = Some(raw);
         events.push(Transition { warning: true, reason: reasons::INVALID_REQUEST.into(), message: e });
@@ -97,7 +132,11 @@ pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>, caches: Arc<
         status::publish(&ctx, md.as_ref(), e).await;
     }
     record_metrics(&ctx, &md, &new_status);
-    Ok(Action::requeue(decision.requeue_after.unwrap_or(RESYNC).min(RESYNC)))
+    let mut requeue = decision.requeue_after.unwrap_or(RESYNC).min(RESYNC);
+    if let Some(a) = &alias {
+        requeue = requeue.min(a.next_read.max(Duration::from_secs(1)));
+    }
+    Ok(Action::requeue(requeue))
 }
 
 /// A generated object could not be applied: the status keeps its rollout fields (nothing moved), and
@@ -152,16 +191,39 @@ async fn candidate_pods_problem(
     }
 }
 
-/// The acceptance status of a spec the rollout cannot act on: invalid, or following a registry alias.
-pub fn accept(md: &ModelDeployment, errors: &[FieldError], now: &Time) -> Acceptance<ModelDeploymentStatus> {
-    let (waiting, warning) = if md.spec.model.registry.is_some() {
-        let message = "following a registry alias is not available in this operator version; nothing is deployed. \
-                       Pin spec.model.version and spec.model.uri instead";
-        (Desired::new(cond::READY, false, reasons::REGISTRY_UNSUPPORTED, message), true)
-    } else {
-        (Desired::new(cond::READY, false, reasons::ACCEPTED, "spec is valid"), false)
+/// The acceptance status of a spec the rollout cannot act on: invalid, or following a registry alias that
+/// has not resolved yet (Ready says why, with the registry's reason).
+pub fn accept(
+    md: &ModelDeployment,
+    errors: &[FieldError],
+    alias: Option<&registry::Alias>,
+    now: &Time,
+) -> Acceptance<ModelDeploymentStatus> {
+    let status = md.status.as_ref();
+    let waiting = match alias {
+        Some(a) => {
+            let registry = a.condition.clone().or_else(|| {
+                let c =
+                    conditions::find(status.map(|s| s.conditions.as_slice()).unwrap_or(&[]), cond::REGISTRY_SYNCED)?;
+                Some(Desired::new(cond::REGISTRY_SYNCED, c.status == "True", &c.reason, c.message.clone()))
+            });
+            let (reason, why) = match registry {
+                Some(c) => (c.reason, c.message),
+                None => (reasons::ALIAS_NOT_FOUND.to_string(), "the registry alias has not been read yet".to_string()),
+            };
+            Desired::new(cond::READY, false, &reason, format!("nothing is deployed: {why}"))
+        }
+        None => Desired::new(cond::READY, false, reasons::ACCEPTED, "spec is valid"),
     };
-    acceptance::plan(md.status.as_ref(), md.metadata.generation, errors, waiting, warning, now)
+    let mut decided = acceptance::plan(status, md.metadata.generation, errors, waiting, false, now);
+    if let Some(c) = alias.and_then(|a| a.condition.clone()) {
+        decided.status.conditions = conditions::merge(&decided.status.conditions, &[c], md.metadata.generation, now);
+    }
+    if alias.is_none() {
+        decided.status.conditions.retain(|c| c.type_ != cond::REGISTRY_SYNCED);
+        decided.status.registry = None;
+    }
+    decided
 }
 
 /// The control request to consume, and a malformed one to report once.
@@ -217,6 +279,11 @@ fn finish_status(
 ) -> ModelDeploymentStatus {
     s.observed_generation = md.metadata.generation;
     s.conditions = conditions::merge(&current.conditions, desired, md.metadata.generation, now);
+    if md.spec.model.registry.is_none() {
+        // A spec that stopped following an alias keeps no registry state.
+        s.conditions.retain(|c| c.type_ != cond::REGISTRY_SYNCED);
+        s.registry = None;
+    }
     s
 }
 
