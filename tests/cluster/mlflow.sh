@@ -8,7 +8,9 @@
 # `mlflow server` starts worker processes of its own that outlive a SIGTERM to their parent, so it runs as the
 # leader of its own session (setsid); stop signals the whole group and waits until every process of it is
 # gone. start waits for /health and writes DIR/mlflow.env with MLFLOW_TRACKING_URI.
-# Env: PYTHON (default python3), MLFLOW_TIMEOUT (start-up, default 90 s), MLFLOW_HOME (the venv; default above).
+# Env: PYTHON (default python3), MLFLOW_TIMEOUT (start-up, default 90 s), MLFLOW_HOME (the venv; default above),
+#      MLFLOW_PORT (default: a free port), MLFLOW_KEEP_DATA=1 (keep the database and artifacts of an earlier
+#      start in DIR, to start a stopped server again with what it had; tests of a registry outage use it).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -89,12 +91,12 @@ if [[ ! -f $VENV/.complete ]]; then
 fi
 
 
-rm -rf "$MD"
+[[ ${MLFLOW_KEEP_DATA:-0} == 1 ]] || rm -rf "$MD"
 mkdir -p "$MD/artifacts"
 : >"$PIDS"
 
 STEP="starting mlflow server"
-PORT=$(freeport)
+PORT=${MLFLOW_PORT:-$(freeport)}
 MLFLOW_TRACKING_URI=http://127.0.0.1:$PORT
 # One worker and no job runner (its task consumers serve GenAI features, not the registry): the tests are
 # few and the machine is small. No telemetry leaves the machine.

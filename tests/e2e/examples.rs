@@ -35,7 +35,9 @@ fn first_status(generation: Option<i64>, observed: Option<i64>, conditions: &[Co
 #[tokio::test(flavor = "multi_thread")]
 async fn every_example_applies_and_reaches_its_first_status() {
     let mut env = TestEnv::new("examples").await;
-    // The registry-alias example needs an MLflow server in the config; nothing is asked of it here.
+    // The registry-alias example needs an MLflow server in the config; here it is one that cannot be reached
+    // (its first status says so: RegistryUnreachable). `follow::the_registry_example_follows_its_alias_and_serves`
+    // applies it against the real MLflow.
     env.start_operator_with("mlflow: {trackingUri: \"http://127.0.0.1:9\"}").await;
 
     // kind -> (file, name) of every object the examples create
