@@ -9,12 +9,14 @@
 #   installs Champion with `kubectl apply -k config/` (under kwok the operator's Deployment gets only a fake
 #   pod, so the real operator runs here as a process: `champion run` with a token kubeconfig of the
 #   ServiceAccount champion-system/champion, i.e. exactly the RBAC of config/, and a config naming the local
-#   Prometheus); creates namespace demo, applies examples/modeldeployment-replicas.yaml there and waits for
-#   the operator's first status; then prints what to try next.
+#   Prometheus and the local MLflow); starts MLflow (tests/cluster/mlflow.sh, installed with pip once, cached)
+#   and registers a demo model with two versions (hack/demo-registry.sh); creates namespace demo, applies
+#   examples/modeldeployment-replicas.yaml and examples/modeldeployment-registry-alias.yaml there (the latter
+#   follows the demo model's alias) and waits for the operator's first status; then prints what to try next.
 # up --real-node: also starts a real kubelet node (tests/cluster/node-up.sh: containerd, CNI, kube-proxy; root)
 #   and applies examples/modeldeployment-real-node.yaml instead: a model server that really runs and answers
 #   through its Service from this machine; prints the curl command and how to watch a canary split.
-# down: stops the operator, Prometheus and the cluster (the folder and its logs stay).
+# down: stops the operator, MLflow, Prometheus and the cluster (the folder and its logs stay).
 # shellcheck source-path=SCRIPTDIR/..
 set -euo pipefail
 
@@ -26,6 +28,7 @@ source "$REPO/tests/cluster/lib.sh" # now, elapsed, freeport, start_bg, stop_all
 DIR=${XDG_CACHE_HOME:-$HOME/.cache}/champion/quickstart
 TARGET=${CARGO_TARGET_DIR:-$REPO/target}
 EXAMPLE=examples/modeldeployment-replicas.yaml
+REGISTRY_EXAMPLE=examples/modeldeployment-registry-alias.yaml
 DEMO_NS=demo
 CRDS=(crd/modeldeployments.champion.ml crd/experiments.champion.ml crd/retrainpolicies.champion.ml)
 
@@ -36,6 +39,9 @@ stop_everything() {
   if [[ -f $DIR/champion.pids ]]; then
     stop_all "$DIR/champion.pids" 10 || rc=1
     echo "operator in $DIR stopped" >&2
+  fi
+  if [[ -f $DIR/mlflow.pids ]]; then
+    tests/cluster/mlflow.sh stop "$DIR" >&2 || rc=1
   fi
   if [[ -f $DIR/pids || -f $DIR/prometheus.pids || -d $DIR/node ]]; then
     tests/cluster/down.sh "$DIR" >&2 || rc=1
@@ -65,7 +71,7 @@ esac
 
 mkdir -p "$DIR"
 DIR=$(cd "$DIR" && pwd)
-if [[ -f $DIR/champion.pids || -f $DIR/pids || -f $DIR/prometheus.pids || -f $DIR/node.pids ]]; then
+if [[ -f $DIR/champion.pids || -f $DIR/pids || -f $DIR/prometheus.pids || -f $DIR/node.pids || -f $DIR/mlflow.pids ]]; then
   log "stopping the earlier quickstart in $DIR"
   stop_everything
 fi
@@ -108,6 +114,12 @@ tests/cluster/prometheus.sh start "$DIR"
 source "$DIR/env"
 # shellcheck disable=SC1091
 source "$DIR/prometheus.env"
+log "starting MLflow and registering the demo model"
+tests/cluster/mlflow.sh start "$DIR"
+# shellcheck disable=SC1091
+source "$DIR/mlflow.env"
+read -r DEMO_V1 DEMO_V2 < <(hack/demo-registry.sh "$MLFLOW_TRACKING_URI" credit-scorer)
+log "registered model credit-scorer: versions $DEMO_V1 and $DEMO_V2, alias champion on $DEMO_V1"
 kc() { "$KUBECTL" --kubeconfig "$KUBECONFIG" "$@"; }
 
 log "kubectl apply -k config/"
@@ -120,6 +132,10 @@ cat >"$DIR/champion.yaml" <<EOF
 # written by hack/quickstart.sh: the local Prometheus is the provider "default"; all namespaces are watched
 prometheus:
   default: "$PROMETHEUS_URL"
+# the local MLflow; aliases are read every 5 s here (30 s by default)
+mlflow:
+  trackingUri: "$MLFLOW_TRACKING_URI"
+  pollInterval: 5s
 EOF
 PORT=$(freeport)
 : >"$DIR/champion.pids"
@@ -144,6 +160,14 @@ for ((i = 0; ; i++)); do
   ((i < 300)) || { echo "no status on $OBJ within 60 s" >&2; exit 1; }
   sleep 0.2
 done
+log "applying $REGISTRY_EXAMPLE in namespace $DEMO_NS (follows alias champion of credit-scorer)"
+REG_OBJ=$(kc apply -n "$DEMO_NS" -f "$REGISTRY_EXAMPLE" -o name)
+REG_NAME=${REG_OBJ#*/}
+for ((i = 0; ; i++)); do
+  [[ $(kc get -n "$DEMO_NS" "$REG_OBJ" -o jsonpath='{.status.phase}') == Healthy ]] && break
+  ((i < 300)) || { echo "$REG_OBJ not Healthy within 60 s" >&2; kc get -n "$DEMO_NS" "$REG_OBJ" -o yaml >&2; exit 1; }
+  sleep 0.2
+done
 if ((REAL_NODE == 1)); then
   for ((i = 0; ; i++)); do
     [[ $(kc get -n "$DEMO_NS" "$OBJ" -o jsonpath='{.status.phase}') == Healthy ]] && break
@@ -155,7 +179,7 @@ if ((REAL_NODE == 1)); then
   PREDICT="curl -s -XPOST http://$SVC_IP:$SVC_PORT/predict -d '{\"features\": [1, 2, 3]}'"
   log "first answer: $(eval "$PREDICT")"
 fi
-kc get -n "$DEMO_NS" "$OBJ" >&2
+kc get -n "$DEMO_NS" "$OBJ" "$REG_OBJ" >&2
 UP_OK=1
 log "ready"
 
@@ -169,6 +193,7 @@ else echo "kwok fake nodes: pods are marked Running, nothing really runs"; fi)).
   operator log:                  $DIR/champion.log
   operator metrics:              http://127.0.0.1:$PORT/metrics
   Prometheus:                    $PROMETHEUS_URL
+  MLflow (UI and registry):      $MLFLOW_TRACKING_URI
 
 Try next:
 
@@ -183,6 +208,15 @@ Try next:
   # every Champion object; then the other examples
   kubectl get champion -A
   kubectl apply -n $DEMO_NS -f examples/
+
+The registry: $REG_NAME follows alias champion of the registered model credit-scorer in MLflow.
+
+  kubectl champion status $REG_NAME -n $DEMO_NS             # Registry: alias champion → version $DEMO_V1
+  kubectl champion promote-version $REG_NAME $DEMO_V2 -n $DEMO_NS # moves the alias (the operator's call); a rollout follows
+  kubectl champion rollback $REG_NAME -n $DEMO_NS           # back to version $DEMO_V1; the registry tags $DEMO_V2 rolled-back
+  kubectl champion history $REG_NAME -n $DEMO_NS --tracking-uri $MLFLOW_TRACKING_URI
+  # the alias the operator keeps on what serves, and the tags it writes:
+  curl -s '$MLFLOW_TRACKING_URI/api/2.0/mlflow/registered-models/alias?name=credit-scorer&alias=$REG_NAME-serving'
 
 $(if ((REAL_NODE == 1)); then cat <<EOT
 The model server really runs on the real node (kubectl get pods -n $DEMO_NS -o wide).

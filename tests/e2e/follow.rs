@@ -469,3 +469,55 @@ async fn registry_bad_input_is_reported_and_loses_nothing() {
     );
     assert_eq!(phase(&md), Some(DeploymentPhase::Healthy));
 }
+
+/// The quickstart's registry demo: `hack/demo-registry.sh` registers the demo model, the registry example
+/// follows it, and `kubectl champion` promotes (promote-version) and rolls back; the registry says what
+/// serves after each, and the user's alias is moved only by promote-version.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_quickstart_demo_model_is_promoted_and_rolled_back_with_the_plugin() {
+    let mut env = TestEnv::new("follow-demo").await;
+    let uri = env.mlflow_tracking_uri().to_string();
+    // The example's model under a name of this test's own (the shared MLflow also holds credit-scorer).
+    let model = format!("{}-scorer", env.ns);
+    let out = Command::new(repo_root().join("hack/demo-registry.sh")).arg(&uri).arg(&model).output().unwrap();
+    assert!(out.status.success(), "demo-registry.sh: {}", output_text(&out));
+    let numbers: Vec<String> = String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_string).collect();
+    assert_eq!(numbers.len(), 2, "{numbers:?}");
+    let again = Command::new(repo_root().join("hack/demo-registry.sh")).arg(&uri).arg(&model).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&again.stdout).split_whitespace().collect::<Vec<_>>(), numbers, "idempotent");
+
+    env.start_operator_with(&format!("mlflow: {{trackingUri: {uri:?}, pollInterval: 5s}}")).await;
+    let example = std::fs::read_to_string(repo_root().join("examples/modeldeployment-registry-alias.yaml")).unwrap();
+    assert!(example.contains("model: credit-scorer"), "the example follows credit-scorer");
+    env.apply_yaml(&example.replace("model: credit-scorer", &format!("model: {model}"))).unwrap();
+    let md = wait_serving(&env, "credit-scorer", &numbers[0]).await;
+    assert_eq!(status(&md).stable.map(|s| s.version).as_deref(), Some("1.0.0"));
+
+    plugin(&env, &["promote-version", "credit-scorer", &numbers[1]]);
+    wait_serving(&env, "credit-scorer", &numbers[1]).await;
+    wait_recorded(&uri, &model, "credit-scorer-serving", &numbers[1]).await;
+
+    plugin(&env, &["rollback", "credit-scorer"]);
+    let md = env
+        .wait_for::<ModelDeployment, _>("credit-scorer", "rolled back to version 1", T, |md| {
+            phase(md) == Some(DeploymentPhase::RolledBack)
+        })
+        .await;
+    assert_eq!(stable_registry_version(&md).as_deref(), Some(numbers[0].as_str()));
+    wait_recorded(&uri, &model, "credit-scorer-serving", &numbers[0]).await;
+    let c = mlflow(&uri);
+    let t2 = eventually("version 2 tagged rolled back", T, || async {
+        let t = c.get_model_version(&model, &numbers[1]).await.ok()?.tags;
+        (t.get("champion.ml/rolled-back").map(String::as_str) == Some("RolledBack")).then_some(t)
+    })
+    .await;
+    assert_eq!(t2.get("champion.ml/stage").map(String::as_str), Some("rolled-back"), "{t2:?}");
+    assert_eq!(c.get_model_version_by_alias(&model, "champion").await.unwrap().version, numbers[1], "the user's alias");
+
+    let out = env.plugin(&["history", "credit-scorer", "--tracking-uri", &uri]);
+    let text = output_text(&out);
+    let first = text.lines().find(|l| l.trim_start().starts_with("1.0.0")).unwrap_or_default();
+    assert!(first.contains("serving"), "{text}");
+    let second = text.lines().find(|l| l.trim_start().starts_with("1.1.0")).unwrap_or_default();
+    assert!(second.contains("rolled back (RolledBack)"), "{text}");
+}
