@@ -516,6 +516,7 @@ async fn the_quickstart_demo_model_is_promoted_and_rolled_back_with_the_plugin()
 
     let out = env.plugin(&["history", "credit-scorer", "--tracking-uri", &uri]);
     let text = output_text(&out);
+    eprintln!("kubectl champion history credit-scorer:\n{text}");
     let first = text.lines().find(|l| l.trim_start().starts_with("1.0.0")).unwrap_or_default();
     assert!(first.contains("serving"), "{text}");
     let second = text.lines().find(|l| l.trim_start().starts_with("1.1.0")).unwrap_or_default();
