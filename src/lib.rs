@@ -7,6 +7,7 @@ pub mod conditions;
 pub mod config;
 pub mod controller;
 pub mod crds;
+pub mod experiment;
 pub mod fixtures;
 pub mod metrics;
 pub mod names;

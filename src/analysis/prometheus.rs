@@ -122,6 +122,52 @@ pub fn parse_instant_response(body: &[u8]) -> Result<Sample, ProviderError> {
     }
 }
 
+/// One series of an instant vector: its labels and its value.
+pub type SeriesValue = (std::collections::BTreeMap<String, String>, f64);
+
+/// Reads an `/api/v1/query` answer as an instant vector of any number of series (an experiment's
+/// counters are read per series, see `experiment::counters`). A `scalar` is one series without labels;
+/// `NaN` and infinite values are errors (a counter has neither); `matrix` and `string` are errors.
+pub fn parse_vector_response(body: &[u8]) -> Result<Vec<SeriesValue>, ProviderError> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(bad(format!("the answer is larger than {} MiB", MAX_BODY_BYTES / (1024 * 1024))));
+    }
+    let envelope: Envelope = serde_json::from_slice(body).map_err(|e| {
+        ProviderError::BadAnswer(format!(
+            "the answer is not Prometheus API JSON ({e}); check that the provider URL points at Prometheus; it begins: {}",
+            excerpt(body)
+        ))
+    })?;
+    if envelope.status != "success" {
+        return Err(query_error(&envelope));
+    }
+    let data = envelope.data.ok_or_else(|| bad("the answer has status success but no data"))?;
+    let finite = |pair: &serde_json::Value| match sample_value(pair)? {
+        Sample::Value(v) => Ok(v),
+        Sample::NoData => Err(bad("a series has the value NaN, which a counter cannot have")),
+    };
+    match data.result_type.as_str() {
+        "scalar" => Ok(vec![(Default::default(), finite(&data.result)?)]),
+        "vector" => {
+            let series = data.result.as_array().ok_or_else(|| bad("the vector result is not a list"))?;
+            series
+                .iter()
+                .map(|one| {
+                    let labels = match one.get("metric") {
+                        Some(serde_json::Value::Object(m)) => {
+                            m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect()
+                        }
+                        _ => Default::default(),
+                    };
+                    let value = one.get("value").ok_or_else(|| bad("a series in the answer has no value"))?;
+                    Ok((labels, finite(value)?))
+                })
+                .collect()
+        }
+        other => Err(bad(format!("query returned a {other}; it must return an instant vector of counters"))),
+    }
+}
+
 /// The error of a non-success answer.
 fn query_error(envelope: &Envelope) -> ProviderError {
     let text = envelope.error.as_deref().unwrap_or("no error text");
@@ -219,6 +265,18 @@ impl PrometheusClient {
     /// Runs `query` as an instant query (`GET {base_url}/api/v1/query?query=…`) and reads the answer as one
     /// number (see [`parse_instant_response`]).
     pub async fn query(&self, base_url: &str, query: &str) -> Result<Sample, ProviderError> {
+        let body = self.query_body(base_url, query).await?;
+        parse_instant_response(&body)
+    }
+
+    /// Runs `query` as an instant query and reads the answer as series (see [`parse_vector_response`]).
+    pub async fn query_vector(&self, base_url: &str, query: &str) -> Result<Vec<SeriesValue>, ProviderError> {
+        let body = self.query_body(base_url, query).await?;
+        parse_vector_response(&body)
+    }
+
+    /// The body of a successful instant query, or the error.
+    async fn query_body(&self, base_url: &str, query: &str) -> Result<Vec<u8>, ProviderError> {
         let url = format!("{}/api/v1/query", base_url.trim_end_matches('/'));
         let mut response = self
             .http
@@ -234,7 +292,7 @@ impl PrometheusClient {
         }
         let body = self.read_limited(&mut response).await?;
         if status.is_success() {
-            return parse_instant_response(&body);
+            return Ok(body);
         }
         // Prometheus answers 400/422/503 with its own error JSON; anything else is someone else's page.
         match serde_json::from_slice::<Envelope>(&body) {
@@ -364,6 +422,32 @@ mod tests {
                 }
                 (got, want) => panic!("{case}: got {got:?}, want {want:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn parses_vectors_of_counters_per_series() {
+        let two = of_type(
+            "vector",
+            r#"[{"metric":{"pod":"a","variant":"x"},"value":[1,"10"]},{"metric":{"pod":"b"},"value":[1,"2.5"]}]"#,
+        );
+        let got = parse_vector_response(two.as_bytes()).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].0.get("pod").map(String::as_str), Some("a"));
+        assert_eq!(got[0].0.get("variant").map(String::as_str), Some("x"));
+        assert_eq!((got[0].1, got[1].1), (10.0, 2.5));
+        assert_eq!(parse_vector_response(vector(&[]).as_bytes()).unwrap(), vec![]);
+        let scalar = parse_vector_response(of_type("scalar", r#"[1,"4"]"#).as_bytes()).unwrap();
+        assert_eq!(scalar, vec![(Default::default(), 4.0)]);
+        for (case, body, text) in [
+            ("NaN", vector(&["NaN"]), "NaN"),
+            ("+Inf", vector(&["+Inf"]), "+Inf"),
+            ("matrix", of_type("matrix", r#"[{"metric":{},"values":[[1,"1"]]}]"#), "instant vector of counters"),
+            ("error", r#"{"status":"error","error":"boom"}"#.to_string(), "boom"),
+            ("not JSON", "<html/>".to_string(), "not Prometheus API JSON"),
+        ] {
+            let e = parse_vector_response(body.as_bytes()).unwrap_err();
+            assert!(e.to_string().contains(text), "{case}: {e}");
         }
     }
 

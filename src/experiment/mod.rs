@@ -1,0 +1,4 @@
+//! Pure decisions of an Experiment: counters since the start per series, and (with the statistics of
+//! `analysis::stats`) what the numbers decide.
+
+pub mod counters;
