@@ -153,6 +153,23 @@ pub mod reasons {
     /// poll.
     pub const REGISTRY_WRITE_FAILED: &str = "RegistryWriteFailed";
 
+    // ----- Experiments: Ready and Progressing, and Events -----
+
+    /// The experiment waits: another one goes first on the same ModelDeployment.
+    pub const WAITING_FOR_EXPERIMENT: &str = "WaitingForExperiment";
+    /// The experiment waits for its ModelDeployment's rollout to end.
+    pub const WAITING_FOR_ROLLOUT: &str = "WaitingForRollout";
+    /// The variants' pods are starting.
+    pub const VARIANTS_STARTING: &str = "VariantsStarting";
+    /// The variants serve (Ready=True, Progressing=True).
+    pub const EXPERIMENT_RUNNING: &str = "Running";
+    /// Event: the variants began to serve.
+    pub const EXPERIMENT_STARTED: &str = "ExperimentStarted";
+    /// The experiment was stopped before a decision (its ModelDeployment started a rollout).
+    pub const EXPERIMENT_ABORTED: &str = "ExperimentAborted";
+    /// No decision within `decision.maxDuration`: Inconclusive.
+    pub const MAX_DURATION_REACHED: &str = "MaxDurationReached";
+
     /// Every reason above, for checks over all of them.
     pub const ALL: &[&str] = &[
         INVALID_SPEC,
@@ -199,6 +216,13 @@ pub mod reasons {
         SERVING_VERSION_DELETED,
         REGISTRY_RECORDED,
         REGISTRY_WRITE_FAILED,
+        WAITING_FOR_EXPERIMENT,
+        WAITING_FOR_ROLLOUT,
+        VARIANTS_STARTING,
+        EXPERIMENT_RUNNING,
+        EXPERIMENT_STARTED,
+        EXPERIMENT_ABORTED,
+        MAX_DURATION_REACHED,
     ];
 }
 

@@ -254,6 +254,10 @@ pub struct ExperimentStatus {
     /// When the experiment started running.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<Time>,
+    /// When the experiment ended; its variants keep their pods for the ModelDeployment's
+    /// `strategy.scaleDownDelay` after it, while the routing leaves them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<Time>,
     /// Per-variant estimates, the control first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub variants: Vec<VariantResult>,

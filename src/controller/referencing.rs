@@ -39,8 +39,8 @@ pub trait RefersToDeployment: NamespacedKind + Send + Sync + 'static {
 impl RefersToDeployment for crate::api::Experiment {
     type Status = crate::api::ExperimentStatus;
     const KIND: &'static str = "Experiment";
-    const WAITING: &'static str =
-        "spec is valid; running experiments is not available in this operator version, nothing is routed";
+    // Not used: the Experiment controller decides its Ready condition itself (`experiment::lifecycle`).
+    const WAITING: &'static str = "spec is valid";
     fn deployment_name(&self) -> &str {
         &self.spec.deployment_ref.name
     }

@@ -2,3 +2,5 @@
 //! `analysis::stats`) what the numbers decide.
 
 pub mod counters;
+pub mod lifecycle;
+pub mod serving;

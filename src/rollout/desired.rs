@@ -198,8 +198,9 @@ pub fn desired(
     let router = plan::router(spec);
     let rolling = d.candidate_active();
     let stable_hash = d.status.stable.as_ref().and_then(|s| s.hash.clone()).unwrap_or_default();
-    let stable_selector = if router == Router::Replicas && rolling {
-        // The pod ratio is the split: one Service over both revisions.
+    let stable_selector = if router == Router::Replicas && (rolling || !extra.backends.is_empty()) {
+        // The pod ratio is the split: one Service over both revisions (or over stable and an
+        // Experiment's variants).
         BTreeMap::from([(labels::DEPLOYMENT.to_string(), md.name_any())])
     } else {
         deployment::selector(md, &stable_hash)

@@ -69,10 +69,13 @@ async fn every_example_applies_and_reaches_its_first_status() {
                     .await;
                 }
                 "experiment.champion.ml" => {
-                    env.wait_for::<Experiment, _>(name, &format!("{what} (phase Pending)"), STATUS_TIMEOUT, |o| {
+                    // Pending (waiting for its turn, its deployment's rollout, or its variants' pods) or
+                    // Running.
+                    let what = format!("{what} (phase Pending or Running)");
+                    env.wait_for::<Experiment, _>(name, &what, STATUS_TIMEOUT, |o| {
                         let s = o.status.clone().unwrap_or_default();
                         first_status(o.metadata.generation, s.observed_generation, &s.conditions)
-                            && s.phase == Some(ExperimentPhase::Pending)
+                            && matches!(s.phase, Some(ExperimentPhase::Pending | ExperimentPhase::Running))
                     })
                     .await;
                 }

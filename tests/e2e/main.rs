@@ -9,6 +9,7 @@ mod harness;
 mod analysis;
 mod bad_input;
 mod examples;
+mod experiment;
 mod follow;
 mod hardening;
 mod install;

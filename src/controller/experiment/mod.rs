@@ -1,16 +1,183 @@
-//! The Experiment controller. This version validates Experiments and checks their ModelDeployment;
-//! routing traffic to variants is not implemented yet, and the Ready condition says so.
+//! The Experiment controller: validates an Experiment, decides its life (`experiment::lifecycle`), and puts
+//! its variants' Deployments and Services in place (or removes them); the ModelDeployment's reconcile routes
+//! to them (`experiment::serving::contribution`). It owns the variants' objects and keeps them in reflector
+//! caches, and watches ModelDeployments, so that a waiting Experiment starts when its deployment's rollout
+//! ends.
 
 use std::sync::Arc;
 
+use futures::TryStreamExt;
 use futures::future::Shared;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::Api;
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
+use kube::runtime::{WatchStreamExt, controller, watcher};
+use kube::{Resource, ResourceExt};
 
-use super::Context;
+use super::model_deployment::apply::{apply_one, delete_one};
+use super::referencing::{RefersToDeployment, deployment_ready};
+use super::{
+    Context, Result, Synced, acceptance, drain, error_policy, instrumented, scoped_api, status, tracked_controller,
+};
+use crate::api::{Experiment, ModelDeployment};
+use crate::conditions;
+use crate::experiment::lifecycle::{self, Input};
+use crate::experiment::serving::{self, EXPERIMENT_LABEL};
+use crate::rollout::plan;
+
+/// The kind's name in metrics and logs.
+pub const KIND: &str = "Experiment";
+
+/// The caches of one controller: the variants' objects and every Experiment of the scope.
+#[derive(Clone)]
+struct Caches {
+    deployments: Store<Deployment>,
+    services: Store<Service>,
+    experiments: Store<Experiment>,
+}
 
 /// Runs the controller for one scope until `shutdown` completes.
 pub async fn controller<F>(ctx: Arc<Context>, ns: Option<String>, shutdown: Shared<F>)
 where
     F: std::future::Future<Output = ()> + Send + Unpin + 'static,
 {
-    super::referencing::controller::<crate::api::Experiment, F>(ctx, ns, shutdown).await
+    let client = &ctx.client;
+    let owned = || watcher::Config::default().labels(EXPERIMENT_LABEL);
+    let (deployments, deployment_writer) = reflector::store::<Deployment>();
+    let (services, service_writer) = reflector::store::<Service>();
+    let synced = Synced::default();
+    let main = tracked_controller(
+        scoped_api::<Experiment>(client, ns.as_deref()),
+        watcher::Config::default().any_semantic(),
+        &synced,
+    );
+    let experiments = main.store();
+    let caches = Caches { deployments, services, experiments: experiments.clone() };
+    let cache = super::watch_cache(ctx.clone(), KIND, ns.clone(), main.store(), synced.wait_owned(), shutdown.clone());
+    let stream = main
+        .owns_stream(
+            reflector(deployment_writer, watcher(scoped_api::<Deployment>(client, ns.as_deref()), owned()))
+                .inspect_ok(synced.track())
+                .default_backoff()
+                .touched_objects(),
+        )
+        .owns_stream(
+            reflector(service_writer, watcher(scoped_api::<Service>(client, ns.as_deref()), owned()))
+                .inspect_ok(synced.track())
+                .default_backoff()
+                .touched_objects(),
+        )
+        .watches(scoped_api::<ModelDeployment>(client, ns.as_deref()), watcher::Config::default(), move |md| {
+            let (name, ns) = (md.name_any(), md.namespace());
+            experiments
+                .state()
+                .into_iter()
+                .filter(|x| x.spec.deployment_ref.name == name && x.namespace() == ns)
+                .map(|x| ObjectRef::from_obj(x.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .with_config(controller::Config::default().concurrency(4))
+        .graceful_shutdown_on(shutdown)
+        .run(
+            move |obj, ctx| {
+                let (caches, synced) = (caches.clone(), synced.clone());
+                async move {
+                    synced.wait().await;
+                    instrumented(KIND, obj, ctx, move |x, ctx| reconcile(x, ctx, caches)).await
+                }
+            },
+            |obj, _err, ctx| error_policy(KIND, obj.as_ref(), &ctx),
+            ctx.clone(),
+        );
+    futures::join!(drain(KIND, stream), cache);
+}
+
+/// Reconciles one Experiment.
+async fn reconcile(x: Arc<Experiment>, ctx: Arc<Context>, caches: Caches) -> Result<Action> {
+    let now = jiff::Timestamp::now();
+    let ns = x.namespace().unwrap_or_default();
+    let errors = x.validate(&ctx.config);
+    let mds: Api<ModelDeployment> = Api::namespaced(ctx.client.clone(), &ns);
+    let md = mds.get_opt(x.deployment_name()).await?;
+    let Some(md) = md.filter(|_| errors.is_empty()) else {
+        // Invalid, or its deployment is gone: say so, and serve nothing.
+        remove_variants(&ctx, &x, &caches).await?;
+        let (when_valid, warning) = deployment_ready(x.as_ref(), false);
+        let decided =
+            acceptance::plan(x.status.as_ref(), x.meta().generation, &errors, when_valid, warning, &Time(now));
+        acceptance::apply(&ctx, KIND, x.as_ref(), x.status.as_ref(), &decided).await?;
+        return Ok(Action::await_change());
+    };
+    ctx.metrics.invalid_specs.with_label_values(&[KIND, &ns, &x.name_any()]).set(0);
+
+    let served = serving::served(&x, &md);
+    let ready = |name: &str| {
+        let d = caches.deployments.get(&ObjectRef::new(name).within(&ns));
+        let want = d.as_ref().and_then(|d| d.spec.as_ref()).and_then(|s| s.replicas).unwrap_or(1);
+        let have = crate::rollout::desired::ready_replicas(d.as_deref());
+        d.is_some() && have >= want.max(1)
+    };
+    let all: Vec<Experiment> = caches.experiments.state().iter().map(|e| e.as_ref().clone()).collect();
+    let outcome = lifecycle::decide(&Input {
+        x: &x,
+        md: &md,
+        all: &all,
+        variants_ready: !served.is_empty() && served.iter().all(|s| ready(&s.name)),
+        drain: plan::scale_down_delay(&md.spec),
+        now,
+    });
+
+    if outcome.serve {
+        let (deployments, services) = serving::objects(&x, &md);
+        let d_api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
+        let s_api: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
+        for d in &deployments {
+            let name = d.name_any();
+            let cached = caches.deployments.get(&ObjectRef::new(&name).within(&ns));
+            apply_one(&d_api, "Deployment", &name, d, cached.as_deref()).await?;
+        }
+        for s in &services {
+            let name = s.name_any();
+            let cached = caches.services.get(&ObjectRef::new(&name).within(&ns));
+            apply_one(&s_api, "Service", &name, s, cached.as_deref()).await?;
+        }
+    } else {
+        remove_variants(&ctx, &x, &caches).await?;
+    }
+
+    let current = x.status.clone().unwrap_or_default();
+    let mut new_status = outcome.status.clone();
+    new_status.observed_generation = x.meta().generation;
+    new_status.conditions =
+        conditions::merge(&current.conditions, &outcome.conditions, x.meta().generation, &Time(now));
+    status::write_if_changed(&ctx, x.as_ref(), x.status.as_ref(), &new_status).await?;
+    for e in &outcome.events {
+        status::publish(&ctx, x.as_ref(), e).await;
+    }
+    Ok(outcome.requeue_after.map(Action::requeue).unwrap_or_else(Action::await_change))
+}
+
+/// Deletes the variants' Services, then their Deployments, where they exist.
+async fn remove_variants(ctx: &Context, x: &Experiment, caches: &Caches) -> Result<()> {
+    let ns = x.namespace().unwrap_or_default();
+    let uid = x.uid();
+    let mine = |owners: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference]| {
+        owners.iter().any(|o| Some(&o.uid) == uid.as_ref())
+    };
+    let s_api: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
+    for s in caches.services.state().iter().filter(|s| s.namespace().as_deref() == Some(ns.as_str())) {
+        if mine(s.owner_references()) {
+            delete_one(&s_api, "Service", &s.name_any()).await?;
+        }
+    }
+    let d_api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
+    for d in caches.deployments.state().iter().filter(|d| d.namespace().as_deref() == Some(ns.as_str())) {
+        if mine(d.owner_references()) {
+            delete_one(&d_api, "Deployment", &d.name_any()).await?;
+        }
+    }
+    Ok(())
 }

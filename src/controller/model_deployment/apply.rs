@@ -48,7 +48,7 @@ fn fail(action: &'static str, kind: &str, name: &str) -> impl FnOnce(kube::Error
 
 /// Applies `obj`, with the hash of what is applied (see [`with_applied_hash`]), unless `current` already
 /// shows it.
-async fn apply_one<K, C>(
+pub(crate) async fn apply_one<K, C>(
     api: &Api<K>,
     kind: &str,
     name: &str,
@@ -67,7 +67,7 @@ where
     Ok(1)
 }
 
-async fn delete_one<K>(api: &Api<K>, kind: &str, name: &str) -> Result<Writes, ApplyError>
+pub(crate) async fn delete_one<K>(api: &Api<K>, kind: &str, name: &str) -> Result<Writes, ApplyError>
 where
     K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {

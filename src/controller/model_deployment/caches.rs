@@ -10,7 +10,7 @@ use kube::runtime::reflector::Store;
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::watcher;
 
-use crate::api::ModelDeployment;
+use crate::api::{Experiment, ModelDeployment};
 use crate::names::labels;
 use crate::rollout::desired::Observed;
 
@@ -22,6 +22,8 @@ pub struct Caches {
     pub services: Store<Service>,
     /// Generated routing objects, per served routing API.
     pub routes: Vec<(ApiResource, Store<DynamicObject>)>,
+    /// Experiments, whose running variants the routing carries.
+    pub experiments: Store<Experiment>,
 }
 
 fn owned_by<K: ResourceExt>(obj: &K, md: &ModelDeployment) -> bool {
@@ -59,6 +61,17 @@ impl Caches {
         Observed { deployments, services, routes }
     }
 
+    /// What the Experiment running on `md` (if any) adds to its routing: its variants with ready pods.
+    pub fn experiment_routing(&self, md: &ModelDeployment) -> crate::traffic::Routing {
+        let experiments: Vec<Experiment> = self.experiments.state().iter().map(|x| x.as_ref().clone()).collect();
+        let ns = md.namespace().unwrap_or_default();
+        let ready = |name: &str| {
+            let d = self.deployments.get(&kube::runtime::reflector::ObjectRef::new(name).within(&ns));
+            crate::rollout::desired::ready_replicas(d.as_deref())
+        };
+        crate::experiment::serving::contribution(md, &experiments, ready)
+    }
+
     /// Caches filled with the given objects (for tests and benchmarks: no watch behind them).
     pub fn with_objects(
         deployments: Vec<Deployment>,
@@ -83,6 +96,11 @@ impl Caches {
                 (resource, w.as_reader())
             })
             .collect();
-        Self { deployments: dw.as_reader(), services: sw.as_reader(), routes }
+        Self {
+            deployments: dw.as_reader(),
+            services: sw.as_reader(),
+            routes,
+            experiments: Writer::<Experiment>::default().as_reader(),
+        }
     }
 }

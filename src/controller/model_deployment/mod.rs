@@ -18,9 +18,11 @@ use kube::runtime::reflector::{self, reflector};
 use kube::runtime::{WatchStreamExt, controller, watcher};
 
 use super::{Context, Synced, drain, error_policy, instrumented, scoped_api, tracked_controller};
-use crate::api::ModelDeployment;
+use crate::api::{Experiment, ModelDeployment};
 use crate::traffic;
 pub use caches::Caches;
+use kube::ResourceExt;
+use kube::runtime::reflector::ObjectRef;
 
 /// The kind's name in metrics and logs.
 pub const KIND: &str = "ModelDeployment";
@@ -34,9 +36,10 @@ where
     let owned = || watcher::Config::default().labels(crate::names::labels::DEPLOYMENT);
     let (deployments, deployment_writer) = reflector::store::<Deployment>();
     let (services, service_writer) = reflector::store::<Service>();
+    let (experiments, experiment_writer) = reflector::store::<Experiment>();
     // Every watch stream is tracked, so readiness and reconciles wait for all of the caches.
     let synced = Synced::default();
-    let mut controller = tracked_controller(
+    let controller = tracked_controller(
         scoped_api::<ModelDeployment>(client, ns.as_deref()),
         watcher::Config::default().any_semantic(),
         &synced,
@@ -53,6 +56,21 @@ where
             .default_backoff()
             .touched_objects(),
     );
+    // Experiments contribute their variants to the routing of the ModelDeployment they name.
+    let controller = controller.watches_stream(
+        reflector(
+            experiment_writer,
+            watcher(scoped_api::<Experiment>(client, ns.as_deref()), watcher::Config::default()),
+        )
+        .inspect_ok(synced.track())
+        .default_backoff()
+        .touched_objects(),
+        |x: Experiment| {
+            let ns = x.namespace().unwrap_or_default();
+            Some(ObjectRef::<ModelDeployment>::new(&x.spec.deployment_ref.name).within(&ns))
+        },
+    );
+    let mut controller = controller;
     // Routing objects are watched where their API is served, so a hand edit is put back at once.
     let mut routes = Vec::new();
     for resource in traffic::all().into_iter().filter_map(|r| r.resource()) {
@@ -70,7 +88,7 @@ where
             tracing::info!(kind = %resource.kind, "API not served; generated objects of this kind are not watched");
         }
     }
-    let caches = Arc::new(Caches { deployments, services, routes });
+    let caches = Arc::new(Caches { deployments, services, routes, experiments });
     // Readiness once every cache is synced, and pruning of deleted objects' metric series.
     let cache =
         super::watch_cache(ctx.clone(), KIND, ns.clone(), controller.store(), synced.wait_owned(), shutdown.clone());

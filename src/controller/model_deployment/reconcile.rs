@@ -25,7 +25,6 @@ use crate::rollout::plan::{self, Input};
 use crate::rollout::pods as rollout_pods;
 use crate::rollout::request::Request;
 use crate::rollout::revision;
-use crate::traffic::Routing;
 use crate::validation::FieldError;
 
 /// How long a quiet ModelDeployment waits before a reconcile looks again (drift of objects that are not
@@ -103,7 +102,8 @@ pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>, caches: Arc<
         now,
     });
 
-    let objects = desired::desired(&md, &target, &decision, &observed, &Routing::default());
+    let extra = caches.experiment_routing(&md);
+    let objects = desired::desired(&md, &target, &decision, &observed, &extra);
     if let Err(e) = apply::apply(&ctx.client, &md, &objects, &observed).await {
         report_apply_failure(&ctx, &md, &current, &e, &Time(now)).await?;
         return Err(e.into());

@@ -1,0 +1,183 @@
+//! Experiments on the real cluster: the variants' Deployments and Services come and go with the
+//! experiment, the ModelDeployment's HTTPRoute carries them (weighted and sticky in split mode, mirrored in
+//! shadow mode) only while it runs, one experiment runs at a time per ModelDeployment, and a rollout of the
+//! ModelDeployment stops a running experiment.
+
+use champion::api::{Experiment, ExperimentPhase};
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::Api;
+use serde_json::Value;
+
+use crate::harness::{TestEnv, eventually};
+use crate::md::{MdYaml, T, ship, wait_healthy};
+use crate::rollout::route_api;
+
+const GATEWAY: &str = "  traffic:\n    router: gatewayAPI\n    gatewayAPI: {parentRefs: [{name: public}]}";
+
+fn experiment_yaml(name: &str, mode: &str, weight: i32, max_duration: &str) -> String {
+    format!(
+        r#"apiVersion: champion.ml/v1alpha1
+kind: Experiment
+metadata: {{name: {name}}}
+spec:
+  deploymentRef: {{name: scorer}}
+  mode: {mode}
+  variants:
+  - name: challenger
+    model: {{version: "2.0.0", uri: "s3://models/scorer/2.0.0"}}
+    weight: {weight}
+  assignment: {{header: x-user-id}}
+  objective:
+    name: conversion
+    type: proportion
+    successes: 'sum(orders_total{{champion_ml_revision="{{{{revision}}}}"}})'
+    trials: 'sum(sessions_total{{champion_ml_revision="{{{{revision}}}}"}})'
+  decision: {{confidence: 0.95, maxDuration: {max_duration}}}
+"#
+    )
+}
+
+fn phase(x: &Experiment) -> Option<ExperimentPhase> {
+    x.status.as_ref().and_then(|s| s.phase)
+}
+
+fn ready_reason(x: &Experiment) -> Option<(String, String)> {
+    let s = x.status.as_ref()?;
+    s.conditions.iter().find(|c| c.type_ == "Ready").map(|c| (c.reason.clone(), c.message.clone()))
+}
+
+async fn wait_phase(env: &TestEnv, name: &str, want: ExperimentPhase) -> Experiment {
+    env.wait_for::<Experiment, _>(name, &format!("{name} {want:?}"), T, move |x| phase(x) == Some(want)).await
+}
+
+/// The HTTPRoute's backends (name → weight), its mirror (name, percent) and its number of rules.
+async fn route(env: &TestEnv) -> (Vec<(String, i64)>, Option<(String, i64)>, usize) {
+    let api = route_api(env, "gateway.networking.k8s.io", "HTTPRoute", "httproutes");
+    let r = serde_json::to_value(api.get("scorer").await.unwrap()).unwrap();
+    let rules = r["spec"]["rules"].as_array().cloned().unwrap_or_default();
+    let last = rules.last().cloned().unwrap_or(Value::Null);
+    let backends = last["backendRefs"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|b| (b["name"].as_str().unwrap_or_default().to_string(), b["weight"].as_i64().unwrap_or(-1)))
+        .collect();
+    let mirror = last["filters"].as_array().and_then(|f| {
+        f.iter().find_map(|f| {
+            let m = &f["requestMirror"];
+            m.is_object().then(|| {
+                (m["backendRef"]["name"].as_str().unwrap_or_default().to_string(), m["percent"].as_i64().unwrap_or(-1))
+            })
+        })
+    });
+    (backends, mirror, rules.len())
+}
+
+async fn variant_deployments(env: &TestEnv) -> Vec<String> {
+    let api: Api<Deployment> = env.api();
+    let list = api.list(&kube::api::ListParams::default().labels("champion.ml/experiment")).await.unwrap();
+    list.items.iter().map(|d| d.metadata.name.clone().unwrap_or_default()).collect()
+}
+
+async fn healthy_scorer(env: &mut TestEnv) {
+    env.start_operator().await;
+    env.apply_yaml(&MdYaml { traffic: GATEWAY, ..MdYaml::new("scorer", "1.0.0") }.render()).unwrap();
+    wait_healthy(env, "scorer", "1.0.0").await;
+}
+
+/// Split mode: while the experiment runs, the HTTPRoute sends the variant its weight (sticky by the
+/// header); at maxDuration it ends Inconclusive, the route goes back to stable alone, and the variant's
+/// objects are removed after the drain.
+#[tokio::test(flavor = "multi_thread")]
+async fn split_mode_routes_the_variants_weight_until_it_ends() {
+    let mut env = TestEnv::new("x-split").await;
+    healthy_scorer(&mut env).await;
+    env.apply_yaml(&experiment_yaml("ab", "split", 20, "15s")).unwrap();
+    wait_phase(&env, "ab", ExperimentPhase::Running).await;
+    let variants = variant_deployments(&env).await;
+    assert_eq!(variants.len(), 1, "{variants:?}");
+    let variant = variants[0].clone();
+    let (backends, mirror, rules) = eventually("the variant in the HTTPRoute", T, || async {
+        let r = route(&env).await;
+        r.0.iter().any(|(n, _)| *n == variant).then_some(r)
+    })
+    .await;
+    assert_eq!(backends, [("scorer".to_string(), 80), (variant.clone(), 20)], "weighted split");
+    assert_eq!(mirror, None);
+    assert!(rules > 1, "sticky rules by x-user-id come before the weighted rule ({rules} rules)");
+
+    let x = wait_phase(&env, "ab", ExperimentPhase::Inconclusive).await;
+    assert_eq!(ready_reason(&x).map(|r| r.0).as_deref(), Some("MaxDurationReached"));
+    eventually("the HTTPRoute back to stable alone", T, || async {
+        let r = route(&env).await;
+        (r.0 == [("scorer".to_string(), 100)] && r.2 == 1).then_some(())
+    })
+    .await;
+    eventually("the variant removed", T, || async { variant_deployments(&env).await.is_empty().then_some(()) }).await;
+    let events = env.events();
+    assert!(events.iter().any(|e| e.0 == "ExperimentStarted"), "{events:?}");
+    assert!(events.iter().any(|e| e.0 == "MaxDurationReached"), "{events:?}");
+}
+
+/// Shadow mode: the variant gets copies of live requests (a mirror filter), never a weight, and the
+/// mirroring is removed when the experiment ends.
+#[tokio::test(flavor = "multi_thread")]
+async fn shadow_mode_creates_and_removes_the_mirroring() {
+    let mut env = TestEnv::new("x-shadow").await;
+    healthy_scorer(&mut env).await;
+    env.apply_yaml(&experiment_yaml("shadow", "shadow", 30, "15s")).unwrap();
+    wait_phase(&env, "shadow", ExperimentPhase::Running).await;
+    let variant = variant_deployments(&env).await.pop().unwrap();
+    let (backends, mirror, _) = eventually("the mirror in the HTTPRoute", T, || async {
+        let r = route(&env).await;
+        r.1.is_some().then_some(r)
+    })
+    .await;
+    assert_eq!(mirror, Some((variant.clone(), 30)));
+    assert_eq!(backends, [("scorer".to_string(), 100)], "no live traffic to a shadow");
+    wait_phase(&env, "shadow", ExperimentPhase::Inconclusive).await;
+    eventually("the mirror removed", T, || async { route(&env).await.1.is_none().then_some(()) }).await;
+    eventually("the variant removed", T, || async { variant_deployments(&env).await.is_empty().then_some(()) }).await;
+}
+
+/// A second experiment on the same ModelDeployment waits with a condition naming the first, and starts
+/// when the first ends.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_experiment_waits_until_the_first_ends() {
+    let mut env = TestEnv::new("x-queue").await;
+    healthy_scorer(&mut env).await;
+    env.apply_yaml(&experiment_yaml("first", "split", 20, "12s")).unwrap();
+    wait_phase(&env, "first", ExperimentPhase::Running).await;
+    env.apply_yaml(&experiment_yaml("second", "split", 10, "1h")).unwrap();
+    let x = env
+        .wait_for::<Experiment, _>("second", "second waiting", T, |x| {
+            ready_reason(x).is_some_and(|r| r.0 == "WaitingForExperiment")
+        })
+        .await;
+    let (_, message) = ready_reason(&x).unwrap();
+    assert!(message.contains("experiment first goes first on ModelDeployment scorer"), "{message}");
+    assert_eq!(phase(&x), Some(ExperimentPhase::Pending));
+    wait_phase(&env, "first", ExperimentPhase::Inconclusive).await;
+    wait_phase(&env, "second", ExperimentPhase::Running).await;
+}
+
+/// A rollout of the ModelDeployment stops the running experiment (Aborted, with a Warning) and the rollout
+/// goes on without the variant.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rollout_of_the_deployment_aborts_a_running_experiment() {
+    let mut env = TestEnv::new("x-abort").await;
+    healthy_scorer(&mut env).await;
+    env.apply_yaml(&experiment_yaml("ab", "split", 20, "1h")).unwrap();
+    wait_phase(&env, "ab", ExperimentPhase::Running).await;
+    ship(&env, "scorer", "1.1.0");
+    let x = wait_phase(&env, "ab", ExperimentPhase::Aborted).await;
+    let (reason, message) = ready_reason(&x).unwrap();
+    assert_eq!(reason, "ExperimentAborted");
+    assert!(message.contains("rollout of version 1.1.0"), "{message}");
+    eventually("the variant removed", T, || async { variant_deployments(&env).await.is_empty().then_some(()) }).await;
+    // The rollout goes on to its end.
+    wait_healthy(&env, "scorer", "1.1.0").await;
+    let events = env.events();
+    assert!(events.iter().any(|e| e.0 == "ExperimentAborted" && e.1 == "Warning"), "{events:?}");
+}
