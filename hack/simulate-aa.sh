@@ -7,7 +7,8 @@
 # champion::analysis::stats; then 20 000 more with a true +12 % lift (0.100 -> 0.112). Prints each method's
 # false-positive rate with its Monte Carlo standard error, then its power, median units per arm at the
 # decision and mean looks used, next to the reference figures of the statistics spec. Deterministic (seeded).
-# A few seconds once built; the figures go to docs/statistics.md by hand, with the date.
+# The run takes about a second once built (a first release build takes minutes); the figures go to
+# docs/statistics.md by hand, with the date.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
