@@ -14,6 +14,7 @@
 //! rollout, it does not roll it back.
 
 pub mod prometheus;
+pub mod stats;
 pub mod template;
 pub mod verdict;
 
