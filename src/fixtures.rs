@@ -115,6 +115,7 @@ pub fn experiment(name: &str) -> Experiment {
                 min_samples_per_variant: Some(1000),
                 method: None,
                 max_duration: Duration::new("7d"),
+                ..Decision::default()
             },
             on_success: None,
         },

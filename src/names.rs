@@ -167,6 +167,15 @@ pub mod reasons {
     pub const EXPERIMENT_STARTED: &str = "ExperimentStarted";
     /// The experiment was stopped before a decision (its ModelDeployment started a rollout).
     pub const EXPERIMENT_ABORTED: &str = "ExperimentAborted";
+    /// A guardrail was out of range: the experiment stopped without a winner.
+    pub const GUARDRAIL_BREACHED: &str = "GuardrailBreached";
+    /// The arms' sample counts do not match the weights: the experiment stopped without a winner.
+    pub const SAMPLE_RATIO_MISMATCH: &str = "SampleRatioMismatch";
+    /// A winner was decided (the variant, or the control).
+    pub const WINNER_DECIDED: &str = "WinnerDecided";
+    /// The measured numbers cannot be used (successes above trials, a value that is not a counter, too
+    /// few events); no decision is taken from them.
+    pub const MEASUREMENT_INVALID: &str = "MeasurementInvalid";
     /// No decision within `decision.maxDuration`: Inconclusive.
     pub const MAX_DURATION_REACHED: &str = "MaxDurationReached";
 
@@ -223,6 +232,10 @@ pub mod reasons {
         EXPERIMENT_STARTED,
         EXPERIMENT_ABORTED,
         MAX_DURATION_REACHED,
+        GUARDRAIL_BREACHED,
+        SAMPLE_RATIO_MISMATCH,
+        WINNER_DECIDED,
+        MEASUREMENT_INVALID,
     ];
 }
 

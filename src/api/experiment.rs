@@ -190,6 +190,17 @@ pub struct Decision {
     pub method: Option<DecisionMethod>,
     /// The experiment ends as Inconclusive after this long without a decision.
     pub max_duration: Duration,
+    /// No decision before the experiment has run this long (default 0; a day covers a daily cycle).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_duration: Option<Duration>,
+    /// How often the objective and guardrails are measured and the statistics looked at (default 1m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluation_interval: Option<Duration>,
+    /// The total sample size at which the sequential method's confidence sequence is tightest; frozen at
+    /// the first look (default 5000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 10, max = 1_000_000_000))]
+    pub tuning_sample_size: Option<i64>,
 }
 
 /// What happens when a challenger wins.
@@ -233,9 +244,48 @@ pub struct VariantResult {
     /// The confidence interval of the estimate, `[low, high]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub interval: Vec<f64>,
-    /// The p-value of the comparison with the control.
+    /// The p-value of the comparison with the control: always valid (a running minimum) with the sequential
+    /// method.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p_value: Option<f64>,
+    /// The difference to the control (variant − control).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effect: Option<f64>,
+    /// The confidence interval (sequential: the always-valid confidence sequence) of the difference.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub effect_interval: Vec<f64>,
+    /// Looks taken by the sequential method.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub looks: Option<i64>,
+    /// The sequential method's mixing variance, frozen at the first look.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mixing_variance: Option<f64>,
+    /// The look at which the sequential test first rejected "no difference"; it stays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected_at_look: Option<i64>,
+}
+
+/// The counters of one arm (control or a variant) since the experiment started, per query.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ArmCounters {
+    /// The arm's name (`control` for stable).
+    pub name: String,
+    /// Its revision hash.
+    pub revision: String,
+    /// The counters by query (`successes`, `trials`, `sum`, `count`, `sumOfSquares`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub counters: Vec<NamedCounter>,
+}
+
+/// One counter of an arm.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct NamedCounter {
+    /// The query's name.
+    pub query: String,
+    /// Its baselines and counts.
+    pub counter: crate::experiment::counters::Counter,
 }
 
 /// What the operator observed and decided for an Experiment.
@@ -258,6 +308,15 @@ pub struct ExperimentStatus {
     /// `strategy.scaleDownDelay` after it, while the routing leaves them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended_at: Option<Time>,
+    /// The counters behind the estimates, per arm (baselines kept across operator restarts).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub arms: Vec<ArmCounters>,
+    /// When the objective was last measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_evaluation: Option<Time>,
+    /// Consecutive evaluations that found a sample ratio mismatch (three stop the experiment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub srm_strikes: Option<i32>,
     /// Per-variant estimates, the control first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub variants: Vec<VariantResult>,

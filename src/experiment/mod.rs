@@ -2,5 +2,6 @@
 //! `analysis::stats`) what the numbers decide.
 
 pub mod counters;
+pub mod decision;
 pub mod lifecycle;
 pub mod serving;
