@@ -144,11 +144,11 @@ pub fn evaluate(
 
     // (0) Validity: a bad count decides nothing.
     for (name, n) in arms {
-        if let Numbers::Proportion { successes, trials } = n {
-            if successes > trials {
-                let why = format!("arm {name} has {successes} successes in {trials} trials; check the queries");
-                return out(results, previous_strikes, Verdict::Invalid(why));
-            }
+        if let Numbers::Proportion { successes, trials } = n
+            && successes > trials
+        {
+            let why = format!("arm {name} has {successes} successes in {trials} trials; check the queries");
+            return out(results, previous_strikes, Verdict::Invalid(why));
         }
     }
     // The sample ratio (split mode: live traffic is divided by the weights).
@@ -160,8 +160,10 @@ pub fn evaluate(
             .take(arms.len())
             .collect();
         let counts: Vec<f64> = arms.iter().map(|(_, n)| n.samples()).collect();
-        if let Ok(check) = stats::sample_ratio_mismatch(&counts, &weights, SRM_THRESHOLD) {
-            if check.mismatch {
+        if let Ok(check) = stats::sample_ratio_mismatch(&counts, &weights, SRM_THRESHOLD)
+            && check.mismatch
+        {
+            {
                 strikes = previous_strikes + 1;
                 if strikes >= SRM_STRIKES {
                     let message = format!(
