@@ -186,6 +186,30 @@ pub fn decide(input: &Input) -> Outcome {
     }
 }
 
+/// Ends a running experiment from an evaluation's verdict: the phase, the winner (if any), the reason on
+/// Ready and Progressing, an Event; the variants keep their pods for `drain` while the routing leaves them.
+pub fn conclude(
+    o: &mut Outcome,
+    phase: ExperimentPhase,
+    reason: &str,
+    message: String,
+    winner: Option<String>,
+    now: Timestamp,
+    drain: Duration,
+) {
+    o.status.phase = Some(phase);
+    o.status.message = Some(message.clone());
+    o.status.winner = winner;
+    o.status.ended_at = Some(Time(now));
+    o.conditions = vec![
+        Desired::new(cond::READY, false, reason, message.clone()),
+        Desired::new(cond::PROGRESSING, false, reason, message.clone()),
+    ];
+    o.events.push(Transition { warning: phase == ExperimentPhase::Aborted, reason: reason.into(), message });
+    o.serve = !drain.is_zero();
+    o.requeue_after = Some(drain.max(Duration::from_millis(200)));
+}
+
 fn variant_names(x: &Experiment) -> String {
     x.spec.variants.iter().map(|v| format!("{} ({}%)", v.name, v.weight)).collect::<Vec<_>>().join(", ")
 }

@@ -181,3 +181,111 @@ async fn a_rollout_of_the_deployment_aborts_a_running_experiment() {
     let events = env.events();
     assert!(events.iter().any(|e| e.0 == "ExperimentAborted" && e.1 == "Warning"), "{events:?}");
 }
+
+/// An experiment whose objective counters (and a guardrail) come from the test exporter, in the `scorer`
+/// namespace's series: `champion_e2e_sessions` and `champion_e2e_orders` per arm, and a latency gauge.
+fn counted_yaml(name: &str, max_duration: &str, guardrail_max: f64) -> String {
+    format!(
+        r#"apiVersion: champion.ml/v1alpha1
+kind: Experiment
+metadata: {{name: {name}}}
+spec:
+  deploymentRef: {{name: scorer}}
+  mode: split
+  variants:
+  - name: challenger
+    model: {{version: "2.0.0", uri: "s3://models/scorer/2.0.0"}}
+    weight: 20
+  objective:
+    name: conversion
+    type: proportion
+    successes: 'champion_e2e_orders{{namespace="{{{{namespace}}}}",arm="{{{{variant}}}}"}}'
+    trials: 'champion_e2e_sessions{{namespace="{{{{namespace}}}}",arm="{{{{variant}}}}"}}'
+  guardrails:
+  - name: p99-latency
+    prometheus: {{query: 'max(champion_e2e_latency{{namespace="{{{{namespace}}}}",arm="{{{{variant}}}}"}})'}}
+    thresholdRange: {{max: {guardrail_max}}}
+    onNoData: inconclusive
+  decision: {{confidence: 0.95, minSamplesPerVariant: 300, evaluationInterval: 2s, maxDuration: {max_duration}}}
+"#
+    )
+}
+
+/// Feeds the exporter counters that grow each second: `per_second` sessions split by `share` (the
+/// challenger's fraction), converting at `rates` (control, challenger), until `stop` says so.
+async fn feed(env: &TestEnv, per_second: f64, share: f64, rates: (f64, f64), seconds: usize) {
+    let ns = env.ns.clone();
+    let mut totals = [(0.0, 0.0), (0.0, 0.0)];
+    for _ in 0..seconds {
+        for (i, (arm, rate)) in [("control", rates.0), ("challenger", rates.1)].into_iter().enumerate() {
+            let n = per_second * if i == 0 { 1.0 - share } else { share };
+            totals[i].0 += n;
+            totals[i].1 += (n * rate).round();
+            let labels = [("namespace", ns.as_str()), ("arm", arm)];
+            env.set_metric("champion_e2e_sessions", &labels, totals[i].0).await;
+            env.set_metric("champion_e2e_orders", &labels, totals[i].1).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+}
+
+/// A clear winner (a conversion of 20% against 10%) is decided by the sequential test while the numbers
+/// grow: Concluded, the winner in status with its always-valid p-value, and the variant removed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_clear_winner_is_detected_from_growing_counters() {
+    let mut env = TestEnv::new("x-winner").await;
+    healthy_scorer(&mut env).await;
+    env.apply_yaml(&counted_yaml("ab", "10m", 1.0)).unwrap();
+    wait_phase(&env, "ab", ExperimentPhase::Running).await;
+    let feeding = feed(&env, 400.0, 0.2, (0.10, 0.20), 60);
+    let concluded =
+        env.wait_for::<Experiment, _>("ab", "Concluded", T, |x| phase(x) == Some(ExperimentPhase::Concluded));
+    let x = tokio::select! {
+        x = concluded => x,
+        _ = feeding => panic!("fed 60 s and no decision"),
+    };
+    let s = x.status.clone().unwrap();
+    assert_eq!(s.winner.as_deref(), Some("challenger"), "{s:?}");
+    let challenger = s.variants.iter().find(|v| v.name == "challenger").unwrap();
+    assert!(challenger.p_value.unwrap() <= 0.05, "{challenger:?}");
+    assert!(challenger.samples >= 300 && challenger.rejected_at_look.is_some(), "{challenger:?}");
+    let control = s.variants.iter().find(|v| v.name == "control").unwrap();
+    assert!((control.estimate.unwrap() - 0.10).abs() < 0.03, "{control:?}");
+    assert_eq!(ready_reason(&x).map(|r| r.0).as_deref(), Some("WinnerDecided"));
+    eventually("the variant removed", T, || async { variant_deployments(&env).await.is_empty().then_some(()) }).await;
+}
+
+/// Units split 50/50 against weights of 80/20: a sample ratio mismatch stops the experiment, with no winner.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sample_ratio_mismatch_stops_the_experiment() {
+    let mut env = TestEnv::new("x-srm").await;
+    healthy_scorer(&mut env).await;
+    env.apply_yaml(&counted_yaml("ab", "10m", 1.0)).unwrap();
+    wait_phase(&env, "ab", ExperimentPhase::Running).await;
+    let feeding = feed(&env, 400.0, 0.5, (0.10, 0.10), 60);
+    let aborted = env.wait_for::<Experiment, _>("ab", "Aborted", T, |x| phase(x) == Some(ExperimentPhase::Aborted));
+    let x = tokio::select! {
+        x = aborted => x,
+        _ = feeding => panic!("fed 60 s and no stop"),
+    };
+    let (reason, message) = ready_reason(&x).unwrap();
+    assert_eq!(reason, "SampleRatioMismatch", "{message}");
+    assert!(message.contains("against weights 80/20"), "{message}");
+    assert_eq!(x.status.unwrap().winner, None);
+}
+
+/// A guardrail out of range stops the experiment early, whatever the objective says, and the variant goes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_guardrail_breach_stops_the_experiment_early() {
+    let mut env = TestEnv::new("x-guard").await;
+    healthy_scorer(&mut env).await;
+    env.apply_yaml(&counted_yaml("ab", "10m", 0.25)).unwrap();
+    wait_phase(&env, "ab", ExperimentPhase::Running).await;
+    let ns = env.ns.clone();
+    env.set_metric("champion_e2e_latency", &[("namespace", ns.as_str()), ("arm", "challenger")], 0.4).await;
+    let x = env.wait_for::<Experiment, _>("ab", "Aborted", T, |x| phase(x) == Some(ExperimentPhase::Aborted)).await;
+    let (reason, message) = ready_reason(&x).unwrap();
+    assert_eq!(reason, "GuardrailBreached", "{message}");
+    assert!(message.contains("p99-latency of variant challenger is 0.4"), "{message}");
+    eventually("the variant removed", T, || async { variant_deployments(&env).await.is_empty().then_some(()) }).await;
+}

@@ -17,15 +17,21 @@ use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
 use kube::runtime::{WatchStreamExt, controller, watcher};
 use kube::{Resource, ResourceExt};
 
+mod measure;
+
 use super::model_deployment::apply::{apply_one, delete_one};
 use super::referencing::{RefersToDeployment, deployment_ready};
 use super::{
     Context, Result, Synced, acceptance, drain, error_policy, instrumented, scoped_api, status, tracked_controller,
 };
+use crate::api::experiment::ExperimentPhase;
 use crate::api::{Experiment, ModelDeployment};
 use crate::conditions;
+use crate::conditions::Transition;
+use crate::experiment::decision::{self, Verdict};
 use crate::experiment::lifecycle::{self, Input};
 use crate::experiment::serving::{self, EXPERIMENT_LABEL};
+use crate::names::reasons;
 use crate::rollout::plan;
 
 /// The kind's name in metrics and logs.
@@ -130,6 +136,14 @@ async fn reconcile(x: Arc<Experiment>, ctx: Arc<Context>, caches: Caches) -> Res
         now,
     });
 
+    let mut outcome = outcome;
+    let before = x.status.as_ref().and_then(|s| s.phase).unwrap_or_default();
+    let phase = outcome.status.phase.unwrap_or_default();
+    let timed_out = before == ExperimentPhase::Running && phase == ExperimentPhase::Inconclusive;
+    if phase == ExperimentPhase::Running || timed_out {
+        evaluate(&ctx, &x, &md, &mut outcome, timed_out, now).await;
+    }
+
     if outcome.serve {
         let (deployments, services) = serving::objects(&x, &md);
         let d_api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
@@ -158,6 +172,90 @@ async fn reconcile(x: Arc<Experiment>, ctx: Arc<Context>, caches: Caches) -> Res
         status::publish(&ctx, x.as_ref(), e).await;
     }
     Ok(outcome.requeue_after.map(Action::requeue).unwrap_or_else(Action::await_change))
+}
+
+/// Measures and evaluates a running experiment when an evaluation is due (and once more at `maxDuration`,
+/// the fixed horizon's one look), and ends it on a verdict.
+async fn evaluate(
+    ctx: &Context,
+    x: &Experiment,
+    md: &ModelDeployment,
+    outcome: &mut lifecycle::Outcome,
+    at_max: bool,
+    now: jiff::Timestamp,
+) {
+    let interval = x
+        .spec
+        .decision
+        .evaluation_interval
+        .as_ref()
+        .and_then(|d| d.to_std().ok())
+        .unwrap_or(decision::DEFAULT_EVALUATION_INTERVAL)
+        .max(std::time::Duration::from_secs(1));
+    let last = outcome.status.last_evaluation.as_ref().map(|t| t.0);
+    let next = last.and_then(|t| t.checked_add(jiff::SignedDuration::try_from(interval).ok()?).ok());
+    if !at_max && next.is_some_and(|n| now < n) {
+        let wait = next.map(|n| n.duration_since(now)).and_then(|d| std::time::Duration::try_from(d).ok());
+        outcome.requeue_after = outcome.requeue_after.min(wait).or(wait);
+        return;
+    }
+    let started = outcome.status.started_at.as_ref().map(|t| t.0).unwrap_or(now);
+    let elapsed = std::time::Duration::try_from(now.duration_since(started)).unwrap_or_default();
+    let drain = plan::scale_down_delay(&md.spec);
+    let previous_message = x.status.as_ref().and_then(|s| s.message.clone());
+    let mut status = outcome.status.clone();
+    let evaluated = measure::evaluate(ctx, x, md, &mut status, elapsed, at_max).await;
+    let invalid = |o: &mut lifecycle::Outcome, why: String| {
+        let message = format!("the measurements cannot be used, no decision is taken from them: {why}");
+        if previous_message.as_deref() != Some(message.as_str()) {
+            o.events.push(Transition {
+                warning: true,
+                reason: reasons::MEASUREMENT_INVALID.into(),
+                message: message.clone(),
+            });
+        }
+        if o.status.phase == Some(ExperimentPhase::Running) {
+            o.status.message = Some(message);
+        }
+    };
+    match evaluated {
+        Err(why) => invalid(outcome, why),
+        Ok(e) => {
+            let kept_message = outcome.status.message.clone();
+            outcome.status = status;
+            outcome.status.message = kept_message;
+            outcome.status.variants = e.results;
+            outcome.status.srm_strikes = Some(e.srm_strikes);
+            outcome.status.last_evaluation = Some(Time(now));
+            match e.verdict {
+                Verdict::Continue(why) => {
+                    if outcome.status.phase == Some(ExperimentPhase::Running) {
+                        outcome.status.message = Some(why);
+                    }
+                }
+                Verdict::Invalid(why) => invalid(outcome, why),
+                verdict => {
+                    // At maxDuration the last look decides instead of the plain timeout.
+                    outcome.events.retain(|t| t.reason != reasons::MAX_DURATION_REACHED);
+                    conclude_with(outcome, verdict, now, drain);
+                }
+            }
+        }
+    }
+    if outcome.status.phase == Some(ExperimentPhase::Running) {
+        outcome.requeue_after = Some(outcome.requeue_after.map_or(interval, |r| r.min(interval)));
+    }
+}
+
+/// Ends the experiment on a terminal verdict (a winner, a stop, no decision at maxDuration).
+fn conclude_with(outcome: &mut lifecycle::Outcome, verdict: Verdict, now: jiff::Timestamp, drain: std::time::Duration) {
+    let (phase, reason, message, winner) = match verdict {
+        Verdict::Winner { name, message } => (ExperimentPhase::Concluded, reasons::WINNER_DECIDED, message, Some(name)),
+        Verdict::Stop { reason, message } => (ExperimentPhase::Aborted, reason, message, None),
+        Verdict::Inconclusive(message) => (ExperimentPhase::Inconclusive, reasons::MAX_DURATION_REACHED, message, None),
+        Verdict::Continue(_) | Verdict::Invalid(_) => return,
+    };
+    lifecycle::conclude(outcome, phase, reason, message, winner, now, drain);
 }
 
 /// Deletes the variants' Services, then their Deployments, where they exist.
