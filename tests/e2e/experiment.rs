@@ -289,3 +289,64 @@ async fn a_guardrail_breach_stops_the_experiment_early() {
     assert!(message.contains("p99-latency of variant challenger is 0.4"), "{message}");
     eventually("the variant removed", T, || async { variant_deployments(&env).await.is_empty().then_some(()) }).await;
 }
+
+/// The operator restarted mid-experiment keeps the baselines (counts from before the start never count)
+/// and the sequential state (looks go on, the always-valid p-value never rises, the mixing variance stays).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restarted_operator_keeps_the_baselines_and_the_running_minimum() {
+    let mut env = TestEnv::new("x-restart").await;
+    healthy_scorer(&mut env).await;
+    // Counts from before the experiment, at a conversion of 50%: they must never count.
+    let ns = env.ns.clone();
+    for arm in ["control", "challenger"] {
+        let labels = [("namespace", ns.as_str()), ("arm", arm)];
+        env.set_metric("champion_e2e_sessions", &labels, 100_000.0).await;
+        env.set_metric("champion_e2e_orders", &labels, 50_000.0).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    env.apply_yaml(&counted_yaml("ab", "10m", 1.0)).unwrap();
+    wait_phase(&env, "ab", ExperimentPhase::Running).await;
+
+    let mut sessions = [0.0, 0.0];
+    feed_null(&env, &mut sessions, 12).await;
+    let looked = |min: i64| {
+        move |x: &Experiment| {
+            x.status.as_ref().and_then(|s| s.variants.iter().find(|v| v.name == "challenger")).and_then(|v| v.looks)
+                >= Some(min)
+        }
+    };
+    let before = env.wait_for::<Experiment, _>("ab", "some looks", T, looked(2)).await.status.unwrap();
+    let b = before.variants.iter().find(|v| v.name == "challenger").cloned().unwrap();
+
+    env.stop_operator().await;
+    feed_null(&env, &mut sessions, 4).await;
+    env.start_operator().await;
+    let next = b.looks.unwrap() + 2;
+    let after = env.wait_for::<Experiment, _>("ab", "looks after the restart", T, looked(next)).await.status.unwrap();
+    let a = after.variants.iter().find(|v| v.name == "challenger").cloned().unwrap();
+    let control = after.variants.iter().find(|v| v.name == "control").cloned().unwrap();
+    assert_eq!(phase_of_status(&after), Some(ExperimentPhase::Running), "{after:?}");
+    assert!((control.estimate.unwrap() - 0.10).abs() < 0.02, "baselines kept: {control:?}");
+    assert_eq!(a.mixing_variance, b.mixing_variance, "the mixing variance stays frozen");
+    assert!(a.p_value.unwrap() <= b.p_value.unwrap(), "running minimum: {:?} then {:?}", b.p_value, a.p_value);
+    assert_eq!(after.started_at, before.started_at);
+}
+
+/// Grows the exporter's counters (`sessions` holds their values: control, challenger) at a conversion of
+/// 10% in both arms, 80/20 units, on top of 100,000 sessions and 50,000 orders from before.
+async fn feed_null(env: &TestEnv, sessions: &mut [f64; 2], seconds: usize) {
+    let ns = env.ns.clone();
+    for _ in 0..seconds {
+        for (i, (arm, n)) in [("control", 320.0), ("challenger", 80.0)].into_iter().enumerate() {
+            sessions[i] += n;
+            let labels = [("namespace", ns.as_str()), ("arm", arm)];
+            env.set_metric("champion_e2e_sessions", &labels, 100_000.0 + sessions[i]).await;
+            env.set_metric("champion_e2e_orders", &labels, 50_000.0 + (sessions[i] * 0.1).round()).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+}
+
+fn phase_of_status(s: &champion::api::ExperimentStatus) -> Option<ExperimentPhase> {
+    s.phase
+}
