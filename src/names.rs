@@ -176,6 +176,15 @@ pub mod reasons {
     /// The measured numbers cannot be used (successes above trials, a value that is not a counter, too
     /// few events); no decision is taken from them.
     pub const MEASUREMENT_INVALID: &str = "MeasurementInvalid";
+    /// Event: the winner was promoted by moving the registry alias its ModelDeployment follows.
+    pub const WINNER_PROMOTED: &str = "WinnerPromoted";
+    /// Event: the winner is to be promoted by a change of the ModelDeployment's spec, which the operator
+    /// never makes; the message says which (`kubectl champion experiment promote` makes it).
+    pub const PROMOTION_NEEDED: &str = "PromotionNeeded";
+    /// Event (Warning): the winner could not be promoted through the registry; the message says why.
+    pub const PROMOTION_FAILED: &str = "PromotionFailed";
+    /// `kubectl champion experiment stop`: stopped by request, no winner.
+    pub const STOPPED_BY_REQUEST: &str = "StoppedByRequest";
     /// No decision within `decision.maxDuration`: Inconclusive.
     pub const MAX_DURATION_REACHED: &str = "MaxDurationReached";
 
@@ -236,6 +245,10 @@ pub mod reasons {
         SAMPLE_RATIO_MISMATCH,
         WINNER_DECIDED,
         MEASUREMENT_INVALID,
+        WINNER_PROMOTED,
+        PROMOTION_NEEDED,
+        PROMOTION_FAILED,
+        STOPPED_BY_REQUEST,
     ];
 }
 

@@ -323,6 +323,13 @@ pub struct ExperimentStatus {
     /// The winning variant, once decided.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub winner: Option<String>,
+    /// What promoting the winner did, or the exact change to make (a ModelDeployment that pins its version
+    /// in Git is never edited by the operator).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotion: Option<String>,
+    /// The last control request consumed (`champion.ml/request: stop/<id>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_request: Option<String>,
     /// Standard conditions: Ready, Progressing, Degraded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,

@@ -7,10 +7,11 @@ use clap::{Parser, Subcommand};
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 
-use champion::api::ModelDeployment;
+use champion::api::{Experiment, ModelDeployment};
 use champion::names::annotations::REQUEST;
 use champion::registry::{BearerToken, MlflowClient, ModelVersion, Registry, VersionSearch};
 use champion::rollout::request::{Request, Verb};
+use kube::ResourceExt;
 
 /// Day-2 verbs for Champion's ModelDeployments, Experiments and RetrainPolicies.
 #[derive(Parser)]
@@ -79,6 +80,11 @@ enum Command {
         /// The registry's version number, e.g. 3.
         version: String,
     },
+    /// Experiments: status, stop, promote the winner.
+    Experiment {
+        #[command(subcommand)]
+        verb: ExperimentVerb,
+    },
     /// List the versions a ModelDeployment served, with when; joined with the registry's tags (rolled-back
     /// versions and their reasons) when the tracking server can be read.
     History {
@@ -90,6 +96,27 @@ enum Command {
         /// A token for it, sent as `Authorization: Bearer`.
         #[arg(long, env = "MLFLOW_TRACKING_TOKEN", hide_env_values = true)]
         token: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ExperimentVerb {
+    /// Show an Experiment: phase, arms with samples, estimates, intervals and p-values, winner.
+    Status {
+        /// The Experiment's name.
+        name: String,
+    },
+    /// Stop a running Experiment without a winner (its variants are removed; stable is untouched).
+    Stop {
+        /// The Experiment's name.
+        name: String,
+    },
+    /// Make the change that promotes a concluded Experiment's winner, for a ModelDeployment that pins its
+    /// version (with GitOps, make the change in Git instead; a followed registry alias is moved by the
+    /// operator itself).
+    Promote {
+        /// The Experiment's name.
+        name: String,
     },
 }
 
@@ -127,10 +154,57 @@ async fn run(cli: Cli) -> Result<(), String> {
                 Request::parse(&Request::format(&Verb::PromoteVersion(version), "0")).map_err(|e| e.to_string())?.verb;
             request(client, &ns, &name, verb).await?
         }
+        Command::Experiment { verb } => experiment(client, &ns, verb).await?,
         Command::History { name, tracking_uri, token } => {
             let md = get(client, &ns, &name).await?;
             let (versions, note) = registry_versions(&md, tracking_uri.as_deref(), token.as_deref()).await;
             print!("{}", champion::cli::history::render(&md, versions.as_deref(), note.as_deref()));
+        }
+    }
+    Ok(())
+}
+
+async fn experiment(client: Client, ns: &str, verb: ExperimentVerb) -> Result<(), String> {
+    let api: Api<Experiment> = Api::namespaced(client.clone(), ns);
+    let name = match &verb {
+        ExperimentVerb::Status { name } | ExperimentVerb::Stop { name } | ExperimentVerb::Promote { name } => name,
+    };
+    let x = api.get_opt(name).await.map_err(|e| format!("cannot read Experiment {ns}/{name}: {e}"))?;
+    let x = x.ok_or_else(|| format!("Experiment {name:?} not found in namespace {ns:?}"))?;
+    match verb {
+        ExperimentVerb::Status { .. } => print!("{}", champion::cli::experiment::render(&x)),
+        ExperimentVerb::Stop { name } => {
+            let id = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos().to_string())
+                .unwrap_or_else(|_| "0".into());
+            let value = format!("stop/{id}");
+            let patch = serde_json::json!({"metadata": {"annotations": {REQUEST: value}}});
+            api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map_err(|e| format!("cannot stop Experiment {ns}/{name}: {e}"))?;
+            println!("stop requested for experiment/{name} ({REQUEST}={value})");
+        }
+        ExperimentVerb::Promote { name } => {
+            let winner = champion::experiment::promotion::winner(&x)
+                .ok_or_else(|| format!("Experiment {name} has no winning variant to promote (status.winner)"))?;
+            let md = get(client.clone(), ns, &x.spec.deployment_ref.name).await?;
+            match champion::experiment::promotion::plan(&md, winner) {
+                champion::experiment::promotion::Promotion::EditSpec { message, patch } => {
+                    let mds: Api<ModelDeployment> = Api::namespaced(client, ns);
+                    mds.patch(&x.spec.deployment_ref.name, &PatchParams::default(), &Patch::Merge(&patch))
+                        .await
+                        .map_err(|e| {
+                            format!("cannot change ModelDeployment {ns}/{}: {e}", x.spec.deployment_ref.name)
+                        })?;
+                    println!("done: {message}");
+                }
+                champion::experiment::promotion::Promotion::MoveAlias { model, alias, version } => println!(
+                    "ModelDeployment {} follows alias {alias} of {model}: with onSuccess: promote the operator moves it;                      otherwise `kubectl champion promote-version {} {version}`",
+                    md.name_any(),
+                    md.name_any()
+                ),
+            }
         }
     }
     Ok(())

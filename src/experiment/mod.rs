@@ -4,4 +4,5 @@
 pub mod counters;
 pub mod decision;
 pub mod lifecycle;
+pub mod promotion;
 pub mod serving;

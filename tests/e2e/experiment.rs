@@ -185,6 +185,17 @@ async fn a_rollout_of_the_deployment_aborts_a_running_experiment() {
 /// An experiment whose objective counters (and a guardrail) come from the test exporter, in the `scorer`
 /// namespace's series: `champion_e2e_sessions` and `champion_e2e_orders` per arm, and a latency gauge.
 fn counted_yaml(name: &str, max_duration: &str, guardrail_max: f64) -> String {
+    counted_yaml_with(
+        name,
+        max_duration,
+        guardrail_max,
+        r#"{version: "2.0.0", uri: "s3://models/scorer/2.0.0"}"#,
+        "none",
+    )
+}
+
+/// [`counted_yaml`] with the variant's model and `onSuccess`.
+fn counted_yaml_with(name: &str, max_duration: &str, guardrail_max: f64, model: &str, on_success: &str) -> String {
     format!(
         r#"apiVersion: champion.ml/v1alpha1
 kind: Experiment
@@ -194,8 +205,9 @@ spec:
   mode: split
   variants:
   - name: challenger
-    model: {{version: "2.0.0", uri: "s3://models/scorer/2.0.0"}}
+    model: {model}
     weight: 20
+  onSuccess: {on_success}
   objective:
     name: conversion
     type: proportion
@@ -349,4 +361,110 @@ async fn feed_null(env: &TestEnv, sessions: &mut [f64; 2], seconds: usize) {
 
 fn phase_of_status(s: &champion::api::ExperimentStatus) -> Option<ExperimentPhase> {
     s.phase
+}
+
+/// With `onSuccess: promote` and a ModelDeployment that pins its version, the operator changes nothing and
+/// says which fields to change; `kubectl champion experiment promote` makes that change, and the
+/// ModelDeployment rolls the winner out. `experiment status` shows the arms.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_winner_of_a_pinned_deployment_is_promoted_with_the_plugin() {
+    let mut env = TestEnv::new("x-promote").await;
+    healthy_scorer(&mut env).await;
+    let model = r#"{version: "2.0.0", uri: "s3://models/scorer/2.0.0"}"#;
+    env.apply_yaml(&counted_yaml_with("ab", "10m", 1.0, model, "promote")).unwrap();
+    wait_phase(&env, "ab", ExperimentPhase::Running).await;
+    let feeding = feed(&env, 400.0, 0.2, (0.10, 0.20), 60);
+    let concluded =
+        env.wait_for::<Experiment, _>("ab", "Concluded", T, |x| phase(x) == Some(ExperimentPhase::Concluded));
+    let x = tokio::select! {
+        x = concluded => x,
+        _ = feeding => panic!("fed 60 s and no decision"),
+    };
+    let promotion = x.status.clone().unwrap().promotion.unwrap_or_default();
+    assert!(promotion.contains(r#"set spec.model.version to "2.0.0""#), "{promotion}");
+    let events = env.events();
+    assert!(events.iter().any(|e| e.0 == "PromotionNeeded"), "{events:?}");
+    let md: champion::api::ModelDeployment = env.api().get("scorer").await.unwrap();
+    assert_eq!(md.spec.model.version.as_deref(), Some("1.0.0"), "the operator never edits the spec");
+
+    let out = env.plugin(&["experiment", "status", "ab"]);
+    let text = crate::harness::output_text(&out);
+    assert!(text.contains("Winner:     challenger") && text.contains("challenger "), "{text}");
+    crate::md::plugin(&env, &["experiment", "promote", "ab"]);
+    wait_healthy(&env, "scorer", "2.0.0").await;
+}
+
+/// `kubectl champion experiment stop`: Aborted by request, no winner, the variant removed.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_experiment_is_stopped_by_request() {
+    let mut env = TestEnv::new("x-stop").await;
+    healthy_scorer(&mut env).await;
+    env.apply_yaml(&experiment_yaml("ab", "split", 20, "1h")).unwrap();
+    wait_phase(&env, "ab", ExperimentPhase::Running).await;
+    crate::md::plugin(&env, &["experiment", "stop", "ab"]);
+    let x = wait_phase(&env, "ab", ExperimentPhase::Aborted).await;
+    assert_eq!(ready_reason(&x).map(|r| r.0).as_deref(), Some("StoppedByRequest"));
+    assert_eq!(x.status.unwrap().winner, None);
+    eventually("the variant removed", T, || async { variant_deployments(&env).await.is_empty().then_some(()) }).await;
+}
+
+/// A winner against a ModelDeployment that follows a registry alias is promoted by moving the alias (the
+/// real MLflow); the ModelDeployment then rolls it out through its own steps.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_winner_is_promoted_through_the_registry() {
+    use champion::registry::{MlflowClient, NewModelVersion, Registry};
+    let mut env = TestEnv::new("x-registry").await;
+    let uri = env.mlflow_tracking_uri().to_string();
+    let model = format!("{}-model", env.ns);
+    let mlflow = MlflowClient::new(&uri, std::time::Duration::from_secs(10));
+    mlflow.create_registered_model(&model, None).await.unwrap();
+    let mut versions = Vec::new();
+    for i in 1..=2 {
+        let new = NewModelVersion {
+            name: model.clone(),
+            source: format!("s3://champion-e2e/{model}/{i}"),
+            ..Default::default()
+        };
+        versions.push(mlflow.create_model_version(&new).await.unwrap().version);
+    }
+    mlflow.set_registered_model_alias(&model, "champion", &versions[0]).await.unwrap();
+    env.start_operator_with(&format!("mlflow: {{trackingUri: {uri:?}, pollInterval: 2s}}")).await;
+    env.apply_yaml(&format!(
+        r#"apiVersion: champion.ml/v1alpha1
+kind: ModelDeployment
+metadata: {{name: scorer}}
+spec:
+  model: {{registry: {{model: {model}, alias: champion}}}}
+  replicas: 2
+  template: {{spec: {{containers: [{{name: server, image: "example.invalid/server:1"}}]}}}}
+{GATEWAY}
+  strategy: {{scaleDownDelay: 1s, canary: {{steps: [{{setWeight: 50}}]}}}}
+"#
+    ))
+    .unwrap();
+    env.wait_for::<champion::api::ModelDeployment, _>("scorer", "serving version 1", T, |md| {
+        md.status.as_ref().and_then(|s| s.stable.as_ref()).and_then(|s| s.registry.as_ref()).map(|r| r.version.as_str())
+            == Some("1")
+            && md.status.as_ref().and_then(|s| s.phase) == Some(champion::api::DeploymentPhase::Healthy)
+    })
+    .await;
+    let variant = format!(r#"{{version: "{}", uri: "s3://champion-e2e/{model}/2"}}"#, versions[1]);
+    env.apply_yaml(&counted_yaml_with("ab", "10m", 1.0, &variant, "promote")).unwrap();
+    wait_phase(&env, "ab", ExperimentPhase::Running).await;
+    let feeding = feed(&env, 400.0, 0.2, (0.10, 0.20), 60);
+    let concluded =
+        env.wait_for::<Experiment, _>("ab", "Concluded", T, |x| phase(x) == Some(ExperimentPhase::Concluded));
+    let x = tokio::select! {
+        x = concluded => x,
+        _ = feeding => panic!("fed 60 s and no decision"),
+    };
+    let promotion = x.status.clone().unwrap().promotion.unwrap_or_default();
+    assert!(promotion.contains(&format!("now points at version {}", versions[1])), "{promotion}");
+    assert_eq!(mlflow.get_model_version_by_alias(&model, "champion").await.unwrap().version, versions[1]);
+    env.wait_for::<champion::api::ModelDeployment, _>("scorer", "serving version 2", T, |md| {
+        md.status.as_ref().and_then(|s| s.stable.as_ref()).and_then(|s| s.registry.as_ref()).map(|r| r.version.as_str())
+            == Some("2")
+            && md.status.as_ref().and_then(|s| s.phase) == Some(champion::api::DeploymentPhase::Healthy)
+    })
+    .await;
 }

@@ -25,11 +25,13 @@ use super::{
     Context, Result, Synced, acceptance, drain, error_policy, instrumented, scoped_api, status, tracked_controller,
 };
 use crate::api::experiment::ExperimentPhase;
+use crate::api::experiment::OnSuccess;
 use crate::api::{Experiment, ModelDeployment};
 use crate::conditions;
 use crate::conditions::Transition;
 use crate::experiment::decision::{self, Verdict};
 use crate::experiment::lifecycle::{self, Input};
+use crate::experiment::promotion;
 use crate::experiment::serving::{self, EXPERIMENT_LABEL};
 use crate::names::reasons;
 use crate::rollout::plan;
@@ -143,6 +145,10 @@ async fn reconcile(x: Arc<Experiment>, ctx: Arc<Context>, caches: Caches) -> Res
     if phase == ExperimentPhase::Running || timed_out {
         evaluate(&ctx, &x, &md, &mut outcome, timed_out, now).await;
     }
+    stop_request(&x, &md, &mut outcome, now);
+    if before != ExperimentPhase::Concluded && outcome.status.phase == Some(ExperimentPhase::Concluded) {
+        promote(&ctx, &x, &md, &mut outcome).await;
+    }
 
     if outcome.serve {
         let (deployments, services) = serving::objects(&x, &md);
@@ -245,6 +251,96 @@ async fn evaluate(
     if outcome.status.phase == Some(ExperimentPhase::Running) {
         outcome.requeue_after = Some(outcome.requeue_after.map_or(interval, |r| r.min(interval)));
     }
+}
+
+/// `kubectl champion experiment stop`: the request annotation `stop/<id>`, consumed once.
+fn stop_request(x: &Experiment, md: &ModelDeployment, outcome: &mut lifecycle::Outcome, now: jiff::Timestamp) {
+    let Some(raw) = x.annotations().get(crate::names::annotations::REQUEST) else { return };
+    if x.status.as_ref().and_then(|s| s.last_request.as_deref()) == Some(raw.as_str()) {
+        return;
+    }
+    outcome.status.last_request = Some(raw.clone());
+    let running = !matches!(
+        outcome.status.phase,
+        Some(ExperimentPhase::Concluded | ExperimentPhase::Inconclusive | ExperimentPhase::Aborted)
+    );
+    match raw.split_once('/') {
+        Some(("stop", id)) if !id.is_empty() && running => {
+            let drain = plan::scale_down_delay(&md.spec);
+            let message = "stopped by request; no winner, stable stays as it is".to_string();
+            lifecycle::conclude(
+                outcome,
+                ExperimentPhase::Aborted,
+                reasons::STOPPED_BY_REQUEST,
+                message,
+                None,
+                now,
+                drain,
+            );
+        }
+        Some(("stop", id)) if !id.is_empty() => outcome.events.push(Transition {
+            warning: true,
+            reason: reasons::REQUEST_IGNORED.into(),
+            message: format!("request {raw} did nothing: the experiment has already ended"),
+        }),
+        _ => outcome.events.push(Transition {
+            warning: true,
+            reason: reasons::INVALID_REQUEST.into(),
+            message: format!("invalid request {raw:?}: an Experiment takes stop/<id>"),
+        }),
+    }
+}
+
+/// Promotes a winning variant with `onSuccess: promote` (see `experiment::promotion`); says what was done,
+/// or the exact change to make, in `status.promotion` and an Event.
+async fn promote(ctx: &Context, x: &Experiment, md: &ModelDeployment, outcome: &mut lifecycle::Outcome) {
+    let mut with = x.clone();
+    with.status = Some(outcome.status.clone());
+    let Some(winner) = promotion::winner(&with) else { return };
+    let plan = promotion::plan(md, winner);
+    if x.spec.on_success != Some(OnSuccess::Promote) {
+        if let promotion::Promotion::EditSpec { message, .. } = plan {
+            outcome.status.promotion = Some(format!("onSuccess is none; {message}"));
+        }
+        return;
+    }
+    let (warning, reason, message) = match plan {
+        promotion::Promotion::EditSpec { message, .. } => (false, reasons::PROMOTION_NEEDED, message),
+        promotion::Promotion::MoveAlias { model, alias, version } => {
+            let follow =
+                crate::api::common::RegistryRef { model: model.clone(), alias: alias.clone(), serving_alias: None };
+            let moved = match ctx.registry.as_ref() {
+                Some(access) => match access.client().await {
+                    Ok(c) => crate::registry::sync::move_alias(c.as_ref(), &follow, &version)
+                        .await
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e),
+                },
+                None => Err("the operator config names no MLflow tracking server".into()),
+            };
+            match moved {
+                Ok(_) => (
+                    false,
+                    reasons::WINNER_PROMOTED,
+                    format!(
+                        "alias {alias} of registered model {model} now points at version {version} (variant {});                          ModelDeployment {} rolls it out through its steps",
+                        winner.name,
+                        md.name_any()
+                    ),
+                ),
+                Err(e) => (
+                    true,
+                    reasons::PROMOTION_FAILED,
+                    format!(
+                        "could not move alias {alias} of {model} to version {version}: {e};                          `kubectl champion promote-version {} {version}` does it",
+                        md.name_any()
+                    ),
+                ),
+            }
+        }
+    };
+    outcome.status.promotion = Some(message.clone());
+    outcome.events.push(Transition { warning, reason: reason.into(), message });
 }
 
 /// Ends the experiment on a terminal verdict (a winner, a stop, no decision at maxDuration).

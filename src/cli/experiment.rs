@@ -1,0 +1,97 @@
+//! `kubectl champion experiment status`: a readable view of one Experiment.
+
+use std::fmt::Write;
+
+use kube::ResourceExt;
+
+use crate::api::Experiment;
+
+/// The whole status view.
+pub fn render(x: &Experiment) -> String {
+    let mut out = String::new();
+    let s = x.status.clone().unwrap_or_default();
+    let phase = s.phase.map(|p| format!("{p:?}")).unwrap_or_else(|| "Unknown (not reconciled yet)".into());
+    let _ = writeln!(out, "Experiment {}/{}", x.namespace().unwrap_or_default(), x.name_any());
+    let _ = writeln!(out, "  Deployment: {} ({:?} mode)", x.spec.deployment_ref.name, x.spec.mode);
+    let _ = writeln!(out, "  Phase:      {phase}");
+    if let Some(m) = &s.message {
+        let _ = writeln!(out, "  Message:    {m}");
+    }
+    if let Some(t) = &s.started_at {
+        let _ = writeln!(out, "  Started:    {}", t.0);
+    }
+    if let Some(w) = &s.winner {
+        let _ = writeln!(out, "  Winner:     {w}");
+    }
+    if let Some(p) = &s.promotion {
+        let _ = writeln!(out, "  Promotion:  {p}");
+    }
+    if !s.variants.is_empty() {
+        let _ = writeln!(
+            out,
+            "  {:<14} {:>9} {:>10} {:<22} {:>10} {:<24} {:>9}",
+            "ARM", "SAMPLES", "ESTIMATE", "INTERVAL", "EFFECT", "EFFECT INTERVAL", "P-VALUE"
+        );
+        let pair = |v: &[f64]| match v {
+            [a, b] => format!("[{a:.4}, {b:.4}]"),
+            _ => "-".into(),
+        };
+        for v in &s.variants {
+            let num = |n: Option<f64>| n.map(|n| format!("{n:.4}")).unwrap_or_else(|| "-".into());
+            let _ = writeln!(
+                out,
+                "  {:<14} {:>9} {:>10} {:<22} {:>10} {:<24} {:>9}",
+                v.name,
+                v.samples,
+                num(v.estimate),
+                pair(&v.interval),
+                num(v.effect),
+                pair(&v.effect_interval),
+                v.p_value.map(|p| format!("{p:.4}")).unwrap_or_else(|| "-".into())
+            );
+        }
+    }
+    if !s.conditions.is_empty() {
+        let _ = writeln!(out, "  Conditions:");
+        for c in &s.conditions {
+            let _ = writeln!(out, "    {:<12} {:<6} {:<20} {}", c.type_, c.status, c.reason, c.message);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::ExperimentStatus;
+    use crate::api::experiment::{ExperimentPhase, VariantResult};
+    use crate::fixtures;
+
+    #[test]
+    fn shows_arms_winner_and_promotion() {
+        let mut x = fixtures::experiment("ab");
+        x.status = Some(ExperimentStatus {
+            phase: Some(ExperimentPhase::Concluded),
+            winner: Some("challenger".into()),
+            promotion: Some("set spec.model.version to \"2.0.0\"".into()),
+            variants: vec![
+                VariantResult { name: "control".into(), samples: 4000, estimate: Some(0.1), ..Default::default() },
+                VariantResult {
+                    name: "challenger".into(),
+                    samples: 1000,
+                    estimate: Some(0.2),
+                    effect: Some(0.1),
+                    effect_interval: vec![0.05, 0.15],
+                    p_value: Some(0.001),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        });
+        let text = render(&x);
+        assert!(text.contains("Phase:      Concluded"), "{text}");
+        assert!(text.contains("Winner:     challenger"), "{text}");
+        assert!(text.contains("Promotion:  set spec.model.version"), "{text}");
+        assert!(text.contains("[0.0500, 0.1500]") && text.contains("0.0010"), "{text}");
+    }
+}
