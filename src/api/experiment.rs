@@ -327,6 +327,10 @@ pub struct ExperimentStatus {
     /// in Git is never edited by the operator).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub promotion: Option<String>,
+    /// How live traffic is assigned to the variants: sticky by a header, or (the replicas router, which
+    /// cannot match headers) by the ratio of pods, per request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignment: Option<String>,
     /// The last control request consumed (`champion.ml/request: stop/<id>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_request: Option<String>,

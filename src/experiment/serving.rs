@@ -142,6 +142,24 @@ pub fn contribution(md: &ModelDeployment, experiments: &[Experiment], ready: imp
     out
 }
 
+/// How `x` assigns live traffic in front of `md`, for `status.assignment`.
+pub fn assignment(x: &Experiment, md: &ModelDeployment) -> String {
+    let router = plan::router(&md.spec);
+    let caps = traffic::for_router(router).capabilities();
+    let header = x.spec.assignment.as_ref().and_then(|a| a.header.clone());
+    match (x.spec.mode, header) {
+        (ExperimentMode::Shadow, _) => "shadow: copies of live requests, no assignment".into(),
+        (_, Some(h)) if caps.header_match => {
+            format!("sticky by header {h} (the value's last character picks the variant), else weighted per request")
+        }
+        (_, Some(h)) if !caps.exact_split => format!(
+            "by the ratio of pods behind the stable Service, per request: the replicas router cannot match header {h}, so assignment is not sticky"
+        ),
+        (_, None) if !caps.exact_split => "by the ratio of pods behind the stable Service, per request".into(),
+        _ => "weighted per request".into(),
+    }
+}
+
 /// The Experiment running on `md`, if any.
 pub fn running<'a>(md: &ModelDeployment, experiments: &'a [Experiment]) -> Option<&'a Experiment> {
     experiments.iter().find(|x| {
@@ -254,6 +272,10 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(contribution(&rolling, std::slice::from_ref(&x), |_| 1), Routing::default());
+
+        assert!(assignment(&x, &md).starts_with("sticky by header x-user-id"), "{}", assignment(&x, &md));
+        assert!(assignment(&x, &fixtures::model_deployment("fraud")).contains("cannot match header x-user-id"));
+        assert!(assignment(&shadow, &md).starts_with("shadow"));
 
         // The replicas router cannot match headers: no stickiness (the pod ratio is the split).
         let replicas_md = fixtures::model_deployment("fraud");

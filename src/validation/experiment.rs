@@ -12,11 +12,13 @@ pub const QUERY_PLACEHOLDERS: &[&str] = &["namespace", "name", "variant", "versi
 /// Every problem CEL could not see, in field order.
 pub fn validate(spec: &ExperimentSpec, config: &OperatorConfig) -> Vec<FieldError> {
     let mut errors = Vec::new();
-    if spec.variants.iter().any(|v| v.model.registry.is_some()) && config.mlflow.is_none() {
-        errors.push(FieldError::new(
-            "spec.variants",
-            "a variant following a registry alias needs an MLflow tracking server in the operator config",
-        ));
+    for (i, v) in spec.variants.iter().enumerate() {
+        if v.model.registry.is_some() {
+            errors.push(FieldError::new(
+                format!("spec.variants[{i}].model.registry"),
+                "a variant following a registry alias is not supported in this version; give model.version and                  model.uri (when the ModelDeployment follows an alias, model.version is the registry version number                  that a promotion moves the alias to)",
+            ));
+        }
     }
     let objective = &spec.objective;
     errors.extend(check_provider("spec.objective.provider", objective.provider.as_deref(), config));
@@ -64,6 +66,21 @@ mod tests {
                 "unknown placeholder in trials",
                 |x| x.spec.objective.trials = Some("sum(x{v=\"{{arm}}\"})".into()),
                 &["spec.objective.trials: unknown placeholder {{arm}}"],
+            ),
+            (
+                "a variant following an alias",
+                |x| {
+                    x.spec.variants[0].model = crate::api::ModelRef {
+                        version: None,
+                        uri: None,
+                        registry: Some(crate::api::common::RegistryRef {
+                            model: "m".into(),
+                            alias: "a".into(),
+                            serving_alias: None,
+                        }),
+                    }
+                },
+                &["spec.variants[0].model.registry: a variant following a registry alias is not supported"],
             ),
             (
                 "guardrail with unknown provider",

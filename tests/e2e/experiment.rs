@@ -106,6 +106,9 @@ async fn split_mode_routes_the_variants_weight_until_it_ends() {
     assert_eq!(backends, [("scorer".to_string(), 80), (variant.clone(), 20)], "weighted split");
     assert_eq!(mirror, None);
     assert!(rules > 1, "sticky rules by x-user-id come before the weighted rule ({rules} rules)");
+    let x: Experiment = env.api().get("ab").await.unwrap();
+    let assignment = x.status.and_then(|s| s.assignment).unwrap_or_default();
+    assert!(assignment.starts_with("sticky by header x-user-id"), "{assignment}");
 
     let x = wait_phase(&env, "ab", ExperimentPhase::Inconclusive).await;
     assert_eq!(ready_reason(&x).map(|r| r.0).as_deref(), Some("MaxDurationReached"));
@@ -467,4 +470,28 @@ spec:
             && md.status.as_ref().and_then(|s| s.phase) == Some(champion::api::DeploymentPhase::Healthy)
     })
     .await;
+}
+
+/// A null effect (both arms convert at 10%) with plenty of samples decides nothing and ends Inconclusive at
+/// maxDuration, with the numbers in status.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_null_effect_ends_inconclusive_at_max_duration() {
+    let mut env = TestEnv::new("x-null").await;
+    healthy_scorer(&mut env).await;
+    env.apply_yaml(&counted_yaml("ab", "25s", 1.0)).unwrap();
+    wait_phase(&env, "ab", ExperimentPhase::Running).await;
+    let feeding = feed(&env, 400.0, 0.2, (0.10, 0.10), 60);
+    let ended = env.wait_for::<Experiment, _>("ab", "Inconclusive", T, |x| {
+        matches!(phase(x), Some(ExperimentPhase::Inconclusive | ExperimentPhase::Concluded))
+    });
+    let x = tokio::select! {
+        x = ended => x,
+        _ = feeding => panic!("fed 60 s and the experiment did not end"),
+    };
+    assert_eq!(phase(&x), Some(ExperimentPhase::Inconclusive), "{:?}", x.status);
+    let s = x.status.clone().unwrap();
+    assert_eq!(s.winner, None);
+    let challenger = s.variants.iter().find(|v| v.name == "challenger").unwrap();
+    assert!(challenger.samples >= 300 && challenger.rejected_at_look.is_none(), "{challenger:?}");
+    assert_eq!(ready_reason(&x).map(|r| r.0).as_deref(), Some("MaxDurationReached"));
 }

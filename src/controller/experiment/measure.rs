@@ -75,12 +75,13 @@ pub async fn evaluate(
     status: &mut ExperimentStatus,
     elapsed: Duration,
     at_max: bool,
-) -> Result<Evaluation, String> {
+) -> Result<(Evaluation, Vec<String>), String> {
     let provider = x.spec.objective.provider.as_deref().unwrap_or(DEFAULT_PROVIDER);
     let base = ctx.config.provider_url(Some(provider)).map_err(|e| e.to_string())?.to_string();
     let arms = arms(x, md);
     let mut counters: Vec<ArmCounters> = status.arms.clone();
     let mut numbers = Vec::new();
+    let mut notes = Vec::new();
     for arm in &arms {
         let entry = match counters.iter().position(|a| a.name == arm.name && a.revision == arm.revision) {
             Some(i) => i,
@@ -97,6 +98,9 @@ pub async fn evaluate(
                 .await
                 .map_err(|e| format!("objective {name} of arm {}: {e}", arm.name))?;
             let read: Vec<(String, f64)> = series.iter().map(|(l, v)| (labels_key(l), *v)).collect();
+            if read.is_empty() {
+                notes.push(format!("the objective's {name} query selects no series for arm {}", arm.name));
+            }
             let c = &mut counters[entry].counters;
             let i = match c.iter().position(|n| n.query == name) {
                 Some(i) => i,
@@ -125,7 +129,7 @@ pub async fn evaluate(
     }
     let numbers: Vec<(String, Numbers)> = numbers;
     let strikes = status.srm_strikes.unwrap_or(0);
-    Ok(decision::evaluate(&x.spec, &numbers, &status.variants, strikes, &breached, elapsed, at_max))
+    Ok((decision::evaluate(&x.spec, &numbers, &status.variants, strikes, &breached, elapsed, at_max), notes))
 }
 
 fn detail(m: &Option<String>) -> String {

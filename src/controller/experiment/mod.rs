@@ -170,6 +170,7 @@ async fn reconcile(x: Arc<Experiment>, ctx: Arc<Context>, caches: Caches) -> Res
 
     let current = x.status.clone().unwrap_or_default();
     let mut new_status = outcome.status.clone();
+    new_status.assignment = Some(serving::assignment(&x, &md));
     new_status.observed_generation = x.meta().generation;
     new_status.conditions =
         conditions::merge(&current.conditions, &outcome.conditions, x.meta().generation, &Time(now));
@@ -226,7 +227,7 @@ async fn evaluate(
     };
     match evaluated {
         Err(why) => invalid(outcome, why),
-        Ok(e) => {
+        Ok((e, notes)) => {
             let kept_message = outcome.status.message.clone();
             outcome.status = status;
             outcome.status.message = kept_message;
@@ -236,7 +237,8 @@ async fn evaluate(
             match e.verdict {
                 Verdict::Continue(why) => {
                     if outcome.status.phase == Some(ExperimentPhase::Running) {
-                        outcome.status.message = Some(why);
+                        let notes = notes.iter().map(|n| format!("; {n}")).collect::<String>();
+                        outcome.status.message = Some(format!("{why}{notes}"));
                     }
                 }
                 Verdict::Invalid(why) => invalid(outcome, why),
