@@ -105,8 +105,8 @@ pub fn experiment(name: &str) -> Experiment {
             objective: Objective {
                 name: "conversion".into(),
                 type_: ObjectiveType::Proportion,
-                successes: Some("sum(increase(orders_total{variant=\"{{variant}}\"}[{{window}}]))".into()),
-                trials: Some("sum(increase(sessions_total{variant=\"{{variant}}\"}[{{window}}]))".into()),
+                successes: Some("orders_total{variant=\"{{variant}}\"}".into()),
+                trials: Some("sessions_total{variant=\"{{variant}}\"}".into()),
                 ..Objective::default()
             },
             guardrails: vec![],

@@ -22,6 +22,8 @@ pub struct Metrics {
     pub candidate_weight: IntGaugeVec,
     /// 1 for the phase each ModelDeployment is in, 0 for the others.
     pub phase: IntGaugeVec,
+    /// Experiments that ended, by outcome (`Concluded`, `Inconclusive`, `Aborted`) and reason.
+    pub experiment_outcomes: IntCounterVec,
 }
 
 impl Metrics {
@@ -57,8 +59,14 @@ impl Metrics {
             &["namespace", "name", "phase"],
         )
         .expect("valid metric");
+        let experiment_outcomes = IntCounterVec::new(
+            Opts::new("champion_experiment_outcomes_total", "Experiments that ended, by outcome and reason"),
+            &["outcome", "reason"],
+        )
+        .expect("valid metric");
         for c in [
             Box::new(reconciliations.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(experiment_outcomes.clone()),
             Box::new(failures.clone()),
             Box::new(duration.clone()),
             Box::new(invalid_specs.clone()),
@@ -67,7 +75,16 @@ impl Metrics {
         ] {
             registry.register(c).expect("metric registered once");
         }
-        Self { registry, reconciliations, failures, duration, invalid_specs, candidate_weight, phase }
+        Self {
+            registry,
+            reconciliations,
+            failures,
+            duration,
+            invalid_specs,
+            candidate_weight,
+            phase,
+            experiment_outcomes,
+        }
     }
 
     /// Removes the per-object series of objects of `kind` in `scope` (one namespace, or all when `None`)
@@ -141,7 +158,12 @@ mod tests {
         let m = Metrics::new();
         m.reconciliations.with_label_values(&["ModelDeployment"]).inc();
         m.failures.with_label_values(&["ModelDeployment", "kube"]).inc();
+        m.experiment_outcomes.with_label_values(&["Concluded", "WinnerDecided"]).inc();
         let text = m.render();
+        assert!(
+            text.contains("champion_experiment_outcomes_total{outcome=\"Concluded\",reason=\"WinnerDecided\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("champion_reconciliations_total{kind=\"ModelDeployment\"} 1"), "{text}");
         assert!(text.contains("champion_reconcile_failures_total{category=\"kube\",kind=\"ModelDeployment\"} 1"));
     }

@@ -268,6 +268,11 @@ async fn a_clear_winner_is_detected_from_growing_counters() {
     assert!((control.estimate.unwrap() - 0.10).abs() < 0.03, "{control:?}");
     assert_eq!(ready_reason(&x).map(|r| r.0).as_deref(), Some("WinnerDecided"));
     eventually("the variant removed", T, || async { variant_deployments(&env).await.is_empty().then_some(()) }).await;
+    let (_, metrics) = crate::harness::http_get(&env.metrics_url()).await;
+    assert!(
+        metrics.contains(r#"champion_experiment_outcomes_total{outcome="Concluded",reason="WinnerDecided"} 1"#),
+        "{metrics}"
+    );
 }
 
 /// Units split 50/50 against weights of 80/20: a sample ratio mismatch stops the experiment, with no winner.

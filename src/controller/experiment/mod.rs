@@ -175,6 +175,15 @@ async fn reconcile(x: Arc<Experiment>, ctx: Arc<Context>, caches: Caches) -> Res
     new_status.conditions =
         conditions::merge(&current.conditions, &outcome.conditions, x.meta().generation, &Time(now));
     status::write_if_changed(&ctx, x.as_ref(), x.status.as_ref(), &new_status).await?;
+    let ended = |p: Option<ExperimentPhase>| {
+        matches!(p, Some(ExperimentPhase::Concluded | ExperimentPhase::Inconclusive | ExperimentPhase::Aborted))
+    };
+    if !ended(x.status.as_ref().and_then(|s| s.phase)) && ended(new_status.phase) {
+        let reason = new_status.conditions.iter().find(|c| c.type_ == crate::names::conditions::READY);
+        let reason = reason.map(|c| c.reason.clone()).unwrap_or_default();
+        let outcome_label = format!("{:?}", new_status.phase.unwrap_or_default());
+        ctx.metrics.experiment_outcomes.with_label_values(&[&outcome_label, &reason]).inc();
+    }
     for e in &outcome.events {
         status::publish(&ctx, x.as_ref(), e).await;
     }
