@@ -170,13 +170,21 @@ pub enum DecisionMethod {
     /// An always-valid sequential test: looking at the results continuously does not inflate errors.
     #[default]
     Sequential,
-    /// A classical test, read once when every variant has its minimum samples.
+    /// A classical test, acted on once, at `maxDuration` (earlier values are shown, never acted on).
     FixedHorizon,
+    /// A group-sequential design (Lan–DeMets O'Brien–Fleming spending) over `expectedSampleSize`: each
+    /// evaluation is a look; it decides when a look crosses its boundary, and ends Inconclusive at the
+    /// planned size without a crossing.
+    GroupSequential,
 }
 
 /// When and how the experiment decides.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("!has(self.method) || self.method != 'groupSequential' || has(self.expectedSampleSize)")
+        .message("method groupSequential needs decision.expectedSampleSize (the total units of control and variant at the last look)")
+)]
 pub struct Decision {
     /// The confidence level, e.g. 0.95.
     #[schemars(range(min = 0.5, max = 0.9999))]
@@ -201,6 +209,11 @@ pub struct Decision {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 10, max = 1_000_000_000))]
     pub tuning_sample_size: Option<i64>,
+    /// For `groupSequential`: the units of the control and a variant together at which the design ends
+    /// (information fraction 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 10, max = 1_000_000_000))]
+    pub expected_sample_size: Option<i64>,
 }
 
 /// What happens when a challenger wins.
@@ -263,6 +276,22 @@ pub struct VariantResult {
     /// The look at which the sequential test first rejected "no difference"; it stays.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rejected_at_look: Option<i64>,
+    /// The group-sequential design's looks so far (information fraction and z), its history.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group_sequential_looks: Vec<GroupSequentialLook>,
+}
+
+/// One look of a group-sequential design.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupSequentialLook {
+    /// The information fraction `t = units / expectedSampleSize` (at most 1).
+    pub information_fraction: f64,
+    /// The z statistic of the difference at the look.
+    pub z: f64,
+    /// The boundary the look was held to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub z_bound: Option<f64>,
 }
 
 /// The counters of one arm (control or a variant) since the experiment started, per query.

@@ -9,7 +9,10 @@ use std::time::Duration;
 use crate::analysis::stats::{
     self, Interval, Mean, Moments, MsprtConfig, MsprtState, Proportion, StatsError, absolute_difference,
 };
-use crate::api::experiment::{DecisionMethod, ExperimentMode, ExperimentSpec, Goal, ObjectiveType, VariantResult};
+use crate::analysis::stats::{GroupSequentialDesign, Look};
+use crate::api::experiment::{
+    DecisionMethod, ExperimentMode, ExperimentSpec, Goal, GroupSequentialLook, ObjectiveType, VariantResult,
+};
 
 /// The arm name of the ModelDeployment's stable version.
 pub const CONTROL: &str = "control";
@@ -25,6 +28,9 @@ pub const SRM_THRESHOLD: f64 = stats::DEFAULT_SRM_THRESHOLD;
 pub const SRM_MIN_UNITS: f64 = 100.0;
 /// Consecutive mismatches that stop the experiment (one alone is too easily a peeking artefact).
 pub const SRM_STRIKES: i32 = 3;
+/// The most looks a group-sequential design keeps (SPEC §11 caps at 200; the boundaries of every look are
+/// integrated again at each evaluation, so this version keeps fewer).
+pub const GROUP_SEQUENTIAL_MAX_LOOKS: usize = 50;
 
 /// One arm's numbers since the start: `(successes, trials)` or `(sum, count, sum of squares)`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -196,6 +202,8 @@ pub fn evaluate(
     let tuning = spec.decision.tuning_sample_size.unwrap_or(DEFAULT_TUNING_SAMPLE_SIZE) as f64;
     let mut significant: Vec<(String, f64)> = Vec::new();
     let mut invalid = None;
+    // Group-sequential: whether every variant reached the planned size without crossing a boundary.
+    let mut exhausted = method == DecisionMethod::GroupSequential && arms.len() > 1;
     for (i, (name, n)) in arms.iter().enumerate().skip(1) {
         let (Some(a), Ok(b)) = (control, n.moments()) else {
             if !gathering {
@@ -224,6 +232,41 @@ pub fn evaluate(
                 r.effect_interval = look.state.confidence_sequence.map(|c| vec![c.lower, c.upper]).unwrap_or_default();
                 if look.state.rejected() {
                     significant.push((name.clone(), diff.estimate));
+                }
+            }
+            DecisionMethod::GroupSequential => {
+                let expected = spec.decision.expected_sample_size.unwrap_or(0) as f64;
+                let before = previous.iter().find(|p| p.name == *name);
+                let mut looks = before.map(|p| p.group_sequential_looks.clone()).unwrap_or_default();
+                if expected <= 0.0 {
+                    exhausted = false;
+                    continue;
+                }
+                let t = ((a.count + b.count) / expected).min(1.0);
+                let last = looks.last().map(|l| l.information_fraction).unwrap_or(0.0);
+                if t > last + 1e-9 && looks.len() < GROUP_SEQUENTIAL_MAX_LOOKS {
+                    looks.push(GroupSequentialLook { information_fraction: t, z: diff.z(), z_bound: None });
+                }
+                let design = GroupSequentialDesign { alpha: alpha_each, ..GroupSequentialDesign::default() };
+                let history: Vec<Look> =
+                    looks.iter().map(|l| Look { information_fraction: l.information_fraction, z: l.z }).collect();
+                let Ok(check) = stats::check_boundary(&history, &design) else {
+                    exhausted = false;
+                    continue;
+                };
+                for (l, b) in looks.iter_mut().zip(&check.bounds) {
+                    l.z_bound = Some(b.z_bound);
+                }
+                r.group_sequential_looks = looks;
+                r.looks = Some(r.group_sequential_looks.len() as i64);
+                match check.crossed {
+                    Some(c) => {
+                        r.rejected_at_look = Some(c.look as i64);
+                        significant.push((name.clone(), diff.estimate));
+                        exhausted = false;
+                    }
+                    None if t < 1.0 => exhausted = false,
+                    None => {}
                 }
             }
             DecisionMethod::FixedHorizon => {
@@ -281,6 +324,13 @@ pub fn evaluate(
                 },
             },
         );
+    }
+    if exhausted && !gathering {
+        let message = format!(
+            "the group-sequential design reached its planned size ({} units) without crossing a boundary; stable stays as it is",
+            spec.decision.expected_sample_size.unwrap_or_default()
+        );
+        return out(results, strikes, Verdict::Inconclusive(message));
     }
     if at_max {
         return out(
@@ -462,6 +512,30 @@ mod tests {
         // A matching ratio resets the strikes.
         let fine = evaluate(&s, &arms(p(400.0, 4000.0), p(100.0, 1000.0)), &[], 2, &[], Duration::ZERO, false);
         assert_eq!(fine.srm_strikes, 0);
+    }
+
+    #[test]
+    fn group_sequential_decides_at_a_crossing_and_ends_at_the_planned_size() {
+        let mut s = spec();
+        s.decision.method = Some(DecisionMethod::GroupSequential);
+        s.decision.expected_sample_size = Some(8_000);
+        let (v, at) = run(&s, 0.10, 0.20, 12);
+        assert!(matches!(&v, Verdict::Winner { name, .. } if name == "challenger"), "{v:?} at {at}");
+        assert!(at < 8, "a strong effect crosses before the planned size (look {at})");
+        // A null effect: no crossing, Inconclusive once the planned size is reached (8 looks of 1000).
+        let (v, at) = run(&s, 0.10, 0.10, 12);
+        assert!(matches!(&v, Verdict::Inconclusive(m) if m.contains("planned size (8000 units)")), "{v:?}");
+        assert_eq!(at, 8, "t reaches 1 at 8,000 units");
+        // The look history is kept, with the boundary of each look (O'Brien–Fleming: high early).
+        let first = evaluate(&s, &arms(p(400.0, 4000.0), p(100.0, 1000.0)), &[], 0, &[], Duration::ZERO, false);
+        let looks = &first.results[1].group_sequential_looks;
+        assert_eq!(looks.len(), 1);
+        assert!((looks[0].information_fraction - 5000.0 / 8000.0).abs() < 1e-12);
+        assert!(looks[0].z_bound.unwrap() > 2.0, "{looks:?}");
+        // The same size again is no new look.
+        let again =
+            evaluate(&s, &arms(p(400.0, 4000.0), p(100.0, 1000.0)), &first.results, 0, &[], Duration::ZERO, false);
+        assert_eq!(again.results[1].group_sequential_looks.len(), 1);
     }
 
     #[test]

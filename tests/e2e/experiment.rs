@@ -500,3 +500,32 @@ async fn a_null_effect_ends_inconclusive_at_max_duration() {
     assert!(challenger.samples >= 300 && challenger.rejected_at_look.is_none(), "{challenger:?}");
     assert_eq!(ready_reason(&x).map(|r| r.0).as_deref(), Some("MaxDurationReached"));
 }
+
+/// The group-sequential design (O'Brien–Fleming over `expectedSampleSize`): a clear winner crosses a
+/// boundary at a look, and the look history is in status.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_group_sequential_design_finds_a_clear_winner_at_a_look() {
+    let mut env = TestEnv::new("x-gst").await;
+    healthy_scorer(&mut env).await;
+    let yaml = counted_yaml("ab", "10m", 1.0).replace(
+        "decision: {confidence: 0.95,",
+        "decision: {method: groupSequential, expectedSampleSize: 6000, confidence: 0.95,",
+    );
+    assert!(yaml.contains("groupSequential"));
+    env.apply_yaml(&yaml).unwrap();
+    wait_phase(&env, "ab", ExperimentPhase::Running).await;
+    let feeding = feed(&env, 400.0, 0.2, (0.10, 0.20), 60);
+    let concluded =
+        env.wait_for::<Experiment, _>("ab", "Concluded", T, |x| phase(x) == Some(ExperimentPhase::Concluded));
+    let x = tokio::select! {
+        x = concluded => x,
+        _ = feeding => panic!("fed 60 s and no decision"),
+    };
+    let s = x.status.unwrap();
+    assert_eq!(s.winner.as_deref(), Some("challenger"));
+    let c = s.variants.iter().find(|v| v.name == "challenger").unwrap();
+    let looks = &c.group_sequential_looks;
+    assert!(!looks.is_empty() && looks.iter().all(|l| l.z_bound.is_some()), "{looks:?}");
+    let crossed = looks[c.rejected_at_look.unwrap() as usize - 1].clone();
+    assert!(crossed.z.abs() >= crossed.z_bound.unwrap(), "{crossed:?}");
+}
