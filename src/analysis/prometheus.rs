@@ -85,16 +85,7 @@ pub fn parse_instant_response(body: &[u8]) -> Result<Sample, ProviderError> {
     if body.len() > MAX_BODY_BYTES {
         return Err(too_large());
     }
-    let envelope: Envelope = serde_json::from_slice(body).map_err(|e| {
-        ProviderError::BadAnswer(format!(
-            "the answer is not Prometheus API JSON ({e}); check that the provider URL points at Prometheus; it begins: {}",
-            excerpt(body)
-        ))
-    })?;
-    if envelope.status != "success" {
-        return Err(query_error(&envelope));
-    }
-    let data = envelope.data.ok_or_else(|| bad("the answer has status success but no data"))?;
+    let data = success_data(body)?;
     match data.result_type.as_str() {
         "scalar" => sample_value(&data.result),
         "vector" => {
@@ -122,6 +113,20 @@ pub fn parse_instant_response(body: &[u8]) -> Result<Sample, ProviderError> {
     }
 }
 
+/// The `data` of a `success` answer; an answer that is not the API's JSON, or not a success, is an error.
+fn success_data(body: &[u8]) -> Result<Data, ProviderError> {
+    let envelope: Envelope = serde_json::from_slice(body).map_err(|e| {
+        ProviderError::BadAnswer(format!(
+            "the answer is not Prometheus API JSON ({e}); check that the provider URL points at Prometheus; it begins: {}",
+            excerpt(body)
+        ))
+    })?;
+    if envelope.status != "success" {
+        return Err(query_error(&envelope));
+    }
+    envelope.data.ok_or_else(|| bad("the answer has status success but no data"))
+}
+
 /// One series of an instant vector: its labels and its value.
 pub type SeriesValue = (std::collections::BTreeMap<String, String>, f64);
 
@@ -132,16 +137,7 @@ pub fn parse_vector_response(body: &[u8]) -> Result<Vec<SeriesValue>, ProviderEr
     if body.len() > MAX_BODY_BYTES {
         return Err(bad(format!("the answer is larger than {} MiB", MAX_BODY_BYTES / (1024 * 1024))));
     }
-    let envelope: Envelope = serde_json::from_slice(body).map_err(|e| {
-        ProviderError::BadAnswer(format!(
-            "the answer is not Prometheus API JSON ({e}); check that the provider URL points at Prometheus; it begins: {}",
-            excerpt(body)
-        ))
-    })?;
-    if envelope.status != "success" {
-        return Err(query_error(&envelope));
-    }
-    let data = envelope.data.ok_or_else(|| bad("the answer has status success but no data"))?;
+    let data = success_data(body)?;
     let finite = |pair: &serde_json::Value| match sample_value(pair)? {
         Sample::Value(v) => Ok(v),
         Sample::NoData => Err(bad("a series has the value NaN, which a counter cannot have")),
