@@ -146,6 +146,24 @@ pub async fn watch_cache<K, S>(
     }
 }
 
+/// The watch of `api` filling the cache behind `writer`, tracked in `synced` and with the default backoff,
+/// as the objects it touches: the stream a controller's `owns_stream`/`watches_stream` takes.
+pub fn tracked_reflector<K>(
+    writer: reflector::store::Writer<K>,
+    api: kube::Api<K>,
+    config: watcher::Config,
+    synced: &Synced,
+) -> impl futures::Stream<Item = std::result::Result<K, watcher::Error>> + Send + 'static
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
+{
+    reflector::reflector(writer, watcher::watcher(api, config))
+        .inspect_ok(synced.track())
+        .default_backoff()
+        .touched_objects()
+}
+
 /// A controller for `K` as `Controller::new(api, config)` makes it, with its watch stream tracked in
 /// `synced`, so that readiness and reconciles can wait for its first list without waiting on its store.
 pub fn tracked_controller<K>(api: kube::Api<K>, config: watcher::Config, synced: &Synced) -> Controller<K>

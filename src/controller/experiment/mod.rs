@@ -6,15 +6,14 @@
 
 use std::sync::Arc;
 
-use futures::TryStreamExt;
 use futures::future::Shared;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::Api;
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
-use kube::runtime::{WatchStreamExt, controller, watcher};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{controller, watcher};
 use kube::{Resource, ResourceExt};
 
 mod measure;
@@ -23,6 +22,7 @@ use super::model_deployment::apply::{apply_one, delete_one};
 use super::referencing::{RefersToDeployment, deployment_ready};
 use super::{
     Context, Result, Synced, acceptance, drain, error_policy, instrumented, scoped_api, status, tracked_controller,
+    tracked_reflector,
 };
 use crate::api::experiment::ExperimentPhase;
 use crate::api::experiment::OnSuccess;
@@ -66,18 +66,8 @@ where
     let caches = Caches { deployments, services, experiments: experiments.clone() };
     let cache = super::watch_cache(ctx.clone(), KIND, ns.clone(), main.store(), synced.wait_owned(), shutdown.clone());
     let stream = main
-        .owns_stream(
-            reflector(deployment_writer, watcher(scoped_api::<Deployment>(client, ns.as_deref()), owned()))
-                .inspect_ok(synced.track())
-                .default_backoff()
-                .touched_objects(),
-        )
-        .owns_stream(
-            reflector(service_writer, watcher(scoped_api::<Service>(client, ns.as_deref()), owned()))
-                .inspect_ok(synced.track())
-                .default_backoff()
-                .touched_objects(),
-        )
+        .owns_stream(tracked_reflector(deployment_writer, scoped_api(client, ns.as_deref()), owned(), &synced))
+        .owns_stream(tracked_reflector(service_writer, scoped_api(client, ns.as_deref()), owned(), &synced))
         .watches(scoped_api::<ModelDeployment>(client, ns.as_deref()), watcher::Config::default(), move |md| {
             let (name, ns) = (md.name_any(), md.namespace());
             experiments

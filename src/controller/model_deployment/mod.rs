@@ -8,16 +8,15 @@ pub mod registry;
 
 use std::sync::Arc;
 
-use futures::TryStreamExt;
 use futures::future::Shared;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DynamicObject};
 use kube::core::ApiResource;
-use kube::runtime::reflector::{self, reflector};
-use kube::runtime::{WatchStreamExt, controller, watcher};
+use kube::runtime::reflector;
+use kube::runtime::{controller, watcher};
 
-use super::{Context, Synced, drain, error_policy, instrumented, scoped_api, tracked_controller};
+use super::{Context, Synced, drain, error_policy, instrumented, scoped_api, tracked_controller, tracked_reflector};
 use crate::api::{Experiment, ModelDeployment};
 use crate::traffic;
 pub use caches::Caches;
@@ -44,27 +43,12 @@ where
         watcher::Config::default().any_semantic(),
         &synced,
     )
-    .owns_stream(
-        reflector(deployment_writer, watcher(scoped_api::<Deployment>(client, ns.as_deref()), owned()))
-            .inspect_ok(synced.track())
-            .default_backoff()
-            .touched_objects(),
-    )
-    .owns_stream(
-        reflector(service_writer, watcher(scoped_api::<Service>(client, ns.as_deref()), owned()))
-            .inspect_ok(synced.track())
-            .default_backoff()
-            .touched_objects(),
-    );
+    .owns_stream(tracked_reflector(deployment_writer, scoped_api(client, ns.as_deref()), owned(), &synced))
+    .owns_stream(tracked_reflector(service_writer, scoped_api(client, ns.as_deref()), owned(), &synced));
     // Experiments contribute their variants to the routing of the ModelDeployment they name.
+    let experiments_api = scoped_api::<Experiment>(client, ns.as_deref());
     let controller = controller.watches_stream(
-        reflector(
-            experiment_writer,
-            watcher(scoped_api::<Experiment>(client, ns.as_deref()), watcher::Config::default()),
-        )
-        .inspect_ok(synced.track())
-        .default_backoff()
-        .touched_objects(),
+        tracked_reflector(experiment_writer, experiments_api, watcher::Config::default(), &synced),
         |x: Experiment| {
             let ns = x.namespace().unwrap_or_default();
             Some(ObjectRef::<ModelDeployment>::new(&x.spec.deployment_ref.name).within(&ns))
@@ -81,8 +65,7 @@ where
             };
             let writer = reflector::store::Writer::new(resource.clone());
             routes.push((resource.clone(), writer.as_reader()));
-            let stream =
-                reflector(writer, watcher(api, owned())).inspect_ok(synced.track()).default_backoff().touched_objects();
+            let stream = tracked_reflector(writer, api, owned(), &synced);
             controller = controller.owns_stream_with(stream, resource);
         } else {
             tracing::info!(kind = %resource.kind, "API not served; generated objects of this kind are not watched");
