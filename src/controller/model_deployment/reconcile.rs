@@ -110,19 +110,25 @@ pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>, caches: Arc<
     }
 
     let mut conditions = decision.conditions.clone();
-    let mut new_status = finish_status(&md, &current, &conditions, decision.status.clone(), &Time(now));
+    let mut new_status = decision.status.clone();
     let mut events = decision.events.clone();
     if let (Some(a), Some(f)) = (alias.as_mut(), follow) {
-        // What serves now is recorded in the registry (after the objects are applied).
-        registry::record(&ctx, &md, f, a, &current, &new_status, now).await;
+        // What serves now is recorded in the registry (after the objects are applied), with the reason of
+        // a rollback from the decided Degraded condition.
+        let rollback = decision
+            .conditions
+            .iter()
+            .find(|c| c.type_ == cond::DEGRADED && c.status)
+            .map(|c| (c.reason.as_str(), c.message.as_str()));
+        registry::record(&ctx, &md, f, a, &current, &new_status, rollback, now).await;
         new_status.registry = Some(a.status.clone());
         if let Some(raw) = &a.consumed {
             new_status.last_request = Some(raw.clone());
         }
         conditions.extend(a.condition.clone());
-        new_status = finish_status(&md, &current, &conditions, new_status, &Time(now));
         events.append(&mut a.events);
     }
+    let mut new_status = finish_status(&md, &current, &conditions, new_status, &Time(now));
     if let Some((raw, e)) = bad_request {
         new_status.last_request = Some(raw);
         events.push(Transition { warning: true, reason: reasons::INVALID_REQUEST.into(), message: e });

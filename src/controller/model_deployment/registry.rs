@@ -69,11 +69,16 @@ pub async fn follow_alias(
         ));
         return alias;
     };
+    let registry_request = request.filter(|r| r.verb.is_registry());
+    let unresolved = alias.status.version.is_none();
+    if registry_request.is_none() && !unresolved && access.until_due(&key) > Duration::ZERO {
+        alias.next_read = access.until_due(&key);
+        return alias;
+    }
+    // A read (or a request) is due: only now is the client (and its token) needed.
     let client = access.client().await;
-    let mut forced = false;
-    if let Some(r) = request.filter(|r| r.verb.is_registry()) {
+    if let Some(r) = registry_request {
         alias.consumed = Some(r.raw.clone());
-        forced = true;
         if let Verb::PromoteVersion(version) = &r.verb {
             let moved = match &client {
                 Ok(c) => sync::move_alias(c.as_ref(), follow, version).await.map_err(|e| e.to_string()),
@@ -96,11 +101,6 @@ pub async fn follow_alias(
             });
         }
     }
-    let unresolved = alias.status.version.is_none();
-    if !forced && !unresolved && access.until_due(&key) > Duration::ZERO {
-        alias.next_read = access.until_due(&key);
-        return alias;
-    }
     let followed = match &client {
         Ok(c) => sync::read_alias(c.as_ref(), follow, current, now).await,
         Err(e) => follow::unavailable(
@@ -122,9 +122,11 @@ pub async fn follow_alias(
     alias
 }
 
-/// Writes what the registry is not told yet about `decided` (the status this reconcile decided): at once
-/// when it is new, and again at each read of the alias while it fails. Updates `alias` with what was
-/// recorded, the condition and the Events.
+/// Writes what the registry is not told yet about `decided` (the rollout fields this reconcile decided;
+/// `rollback` is the decided Degraded reason and message after a rollback): at once when it is new, and
+/// again at each read of the alias while it fails. Updates `alias` with what was recorded, the condition
+/// and the Events.
+#[allow(clippy::too_many_arguments)]
 pub async fn record(
     ctx: &Context,
     md: &ModelDeployment,
@@ -132,15 +134,12 @@ pub async fn record(
     alias: &mut Alias,
     before: &ModelDeploymentStatus,
     decided: &ModelDeploymentStatus,
+    rollback: Option<(&str, &str)>,
     now: Timestamp,
 ) {
     let Some(access) = ctx.registry.as_ref() else { return };
     let deployment = key(md);
     let serving_alias = follow::serving_alias(&md.name_any(), follow);
-    let rollback = conditions::find(&decided.conditions, cond::DEGRADED)
-        .filter(|c| c.status == "True")
-        .map(|c| (c.reason.clone(), c.message.clone()));
-    let rollback = rollback.as_ref().map(|(r, m)| (r.as_str(), m.as_str()));
     let mut with = decided.clone();
     with.registry = Some(alias.status.clone());
     let record = follow::record(&deployment, &serving_alias, follow, &with, rollback, now);
