@@ -58,7 +58,12 @@ fn phase_of(x: &Experiment) -> ExperimentPhase {
 
 /// Whether an Experiment has ended.
 pub fn ended(x: &Experiment) -> bool {
-    matches!(phase_of(x), ExperimentPhase::Concluded | ExperimentPhase::Inconclusive | ExperimentPhase::Aborted)
+    is_final(Some(phase_of(x)))
+}
+
+/// Whether a phase is one an Experiment ends in.
+pub fn is_final(phase: Option<ExperimentPhase>) -> bool {
+    matches!(phase, Some(ExperimentPhase::Concluded | ExperimentPhase::Inconclusive | ExperimentPhase::Aborted))
 }
 
 /// The Experiment that goes first on `md`: a running one, else the oldest that has not ended.

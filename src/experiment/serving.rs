@@ -125,7 +125,11 @@ fn mark(meta: &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, x
 /// What the running Experiment of `md` (among `experiments`) contributes to its routing: the variants with a
 /// ready pod (`ready` says how many pods of a Deployment are ready), as weighted backends (split) or mirrors
 /// (shadow), and the sticky header where the router can match headers. Nothing while `md` rolls out.
-pub fn contribution(md: &ModelDeployment, experiments: &[Experiment], ready: impl Fn(&str) -> i32) -> Routing {
+pub fn contribution<'a>(
+    md: &ModelDeployment,
+    experiments: impl IntoIterator<Item = &'a Experiment>,
+    ready: impl Fn(&str) -> i32,
+) -> Routing {
     let rolling = md.status.as_ref().is_some_and(plan::rolling);
     let Some(x) = running(md, experiments).filter(|_| !rolling) else { return Routing::default() };
     let mut out = Routing::default();
@@ -161,8 +165,11 @@ pub fn assignment(x: &Experiment, md: &ModelDeployment) -> String {
 }
 
 /// The Experiment running on `md`, if any.
-pub fn running<'a>(md: &ModelDeployment, experiments: &'a [Experiment]) -> Option<&'a Experiment> {
-    experiments.iter().find(|x| {
+pub fn running<'a>(
+    md: &ModelDeployment,
+    experiments: impl IntoIterator<Item = &'a Experiment>,
+) -> Option<&'a Experiment> {
+    experiments.into_iter().find(|x| {
         x.namespace() == md.namespace()
             && x.spec.deployment_ref.name == md.name_any()
             && x.status.as_ref().and_then(|s| s.phase) == Some(ExperimentPhase::Running)

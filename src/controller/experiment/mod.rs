@@ -165,10 +165,7 @@ async fn reconcile(x: Arc<Experiment>, ctx: Arc<Context>, caches: Caches) -> Res
     new_status.conditions =
         conditions::merge(&current.conditions, &outcome.conditions, x.meta().generation, &Time(now));
     status::write_if_changed(&ctx, x.as_ref(), x.status.as_ref(), &new_status).await?;
-    let ended = |p: Option<ExperimentPhase>| {
-        matches!(p, Some(ExperimentPhase::Concluded | ExperimentPhase::Inconclusive | ExperimentPhase::Aborted))
-    };
-    if !ended(x.status.as_ref().and_then(|s| s.phase)) && ended(new_status.phase) {
+    if !lifecycle::is_final(x.status.as_ref().and_then(|s| s.phase)) && lifecycle::is_final(new_status.phase) {
         let reason = new_status.conditions.iter().find(|c| c.type_ == crate::names::conditions::READY);
         let reason = reason.map(|c| c.reason.clone()).unwrap_or_default();
         let outcome_label = format!("{:?}", new_status.phase.unwrap_or_default());
@@ -261,10 +258,7 @@ fn stop_request(x: &Experiment, md: &ModelDeployment, outcome: &mut lifecycle::O
         return;
     }
     outcome.status.last_request = Some(raw.clone());
-    let running = !matches!(
-        outcome.status.phase,
-        Some(ExperimentPhase::Concluded | ExperimentPhase::Inconclusive | ExperimentPhase::Aborted)
-    );
+    let running = !lifecycle::is_final(outcome.status.phase);
     match raw.split_once('/') {
         Some(("stop", id)) if !id.is_empty() && running => {
             let drain = plan::scale_down_delay(&md.spec);

@@ -63,13 +63,13 @@ impl Caches {
 
     /// What the Experiment running on `md` (if any) adds to its routing: its variants with ready pods.
     pub fn experiment_routing(&self, md: &ModelDeployment) -> crate::traffic::Routing {
-        let experiments: Vec<Experiment> = self.experiments.state().iter().map(|x| x.as_ref().clone()).collect();
+        let experiments = self.experiments.state();
         let ns = md.namespace().unwrap_or_default();
         let ready = |name: &str| {
             let d = self.deployments.get(&kube::runtime::reflector::ObjectRef::new(name).within(&ns));
             crate::rollout::desired::ready_replicas(d.as_deref())
         };
-        crate::experiment::serving::contribution(md, &experiments, ready)
+        crate::experiment::serving::contribution(md, experiments.iter().map(AsRef::as_ref), ready)
     }
 
     /// Caches filled with the given objects (for tests and benchmarks: no watch behind them).
