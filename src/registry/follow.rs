@@ -101,10 +101,7 @@ pub fn observe(
 ) -> Followed {
     let mut s = base(follow, current);
     let what = format!("alias {} of registered model {}", follow.alias, follow.model);
-    let keeps = match (&s.version, &s.source) {
-        (Some(v), Some(_)) => format!("version {v} (the alias's last resolution) stays the target"),
-        _ => "nothing is deployed until it resolves".to_string(),
-    };
+    let keeps = keeps(&s);
     let mut events = Vec::new();
     let problem = |reason: &str, message: String| Desired::new(cond::REGISTRY_SYNCED, false, reason, message);
     let condition = match read {
@@ -196,10 +193,7 @@ pub fn unavailable(
     now: Timestamp,
 ) -> Followed {
     let mut s = base(follow, current);
-    let keeps = match &s.version {
-        Some(v) => format!("version {v} (the alias's last resolution) stays the target"),
-        None => "nothing is deployed until it resolves".to_string(),
-    };
+    let keeps = keeps(&s);
     let since = s.unavailable_since.get_or_insert(Time(now)).0;
     let message = format!("the registry cannot be read since {since}: {detail}; {keeps}, and no rollout starts");
     let condition = Desired::new(cond::REGISTRY_SYNCED, false, reason, message);
@@ -210,6 +204,14 @@ pub fn unavailable(
         vec![Transition { warning: true, reason: reason.to_string(), message: condition.message.clone() }]
     };
     Followed { status: s, condition, events }
+}
+
+/// What stays the target while the alias cannot be used: its last resolution, or nothing.
+fn keeps(s: &RegistryStatus) -> String {
+    match (&s.version, &s.source) {
+        (Some(v), Some(_)) => format!("version {v} (the alias's last resolution) stays the target"),
+        _ => "nothing is deployed until it resolves".to_string(),
+    }
 }
 
 /// Whether the registry should be asked whether the version that serves still exists: when it came from

@@ -244,6 +244,23 @@ async fn feed(env: &TestEnv, per_second: f64, share: f64, rates: (f64, f64), sec
     }
 }
 
+/// Feeds the counters (400 sessions a second, `share` to the challenger, converting at `rates`) for up to
+/// 60 s, until Experiment `ab` is as `done` says; panics naming `what` if it never is.
+async fn feed_until(
+    env: &TestEnv,
+    share: f64,
+    rates: (f64, f64),
+    what: &str,
+    done: impl Fn(&Experiment) -> bool,
+) -> Experiment {
+    let feeding = feed(env, 400.0, share, rates, 60);
+    let ended = env.wait_for::<Experiment, _>("ab", what, T, done);
+    tokio::select! {
+        x = ended => x,
+        _ = feeding => panic!("fed 60 s and the experiment is not {what}"),
+    }
+}
+
 /// A clear winner (a conversion of 20% against 10%) is decided by the sequential test while the numbers
 /// grow: Concluded, the winner in status with its always-valid p-value, and the variant removed.
 #[tokio::test(flavor = "multi_thread")]
@@ -252,13 +269,7 @@ async fn a_clear_winner_is_detected_from_growing_counters() {
     healthy_scorer(&mut env).await;
     env.apply_yaml(&counted_yaml("ab", "10m", 1.0)).unwrap();
     wait_phase(&env, "ab", ExperimentPhase::Running).await;
-    let feeding = feed(&env, 400.0, 0.2, (0.10, 0.20), 60);
-    let concluded =
-        env.wait_for::<Experiment, _>("ab", "Concluded", T, |x| phase(x) == Some(ExperimentPhase::Concluded));
-    let x = tokio::select! {
-        x = concluded => x,
-        _ = feeding => panic!("fed 60 s and no decision"),
-    };
+    let x = feed_until(&env, 0.2, (0.10, 0.20), "Concluded", |x| phase(x) == Some(ExperimentPhase::Concluded)).await;
     let s = x.status.clone().unwrap();
     assert_eq!(s.winner.as_deref(), Some("challenger"), "{s:?}");
     let challenger = s.variants.iter().find(|v| v.name == "challenger").unwrap();
@@ -282,12 +293,7 @@ async fn a_sample_ratio_mismatch_stops_the_experiment() {
     healthy_scorer(&mut env).await;
     env.apply_yaml(&counted_yaml("ab", "10m", 1.0)).unwrap();
     wait_phase(&env, "ab", ExperimentPhase::Running).await;
-    let feeding = feed(&env, 400.0, 0.5, (0.10, 0.10), 60);
-    let aborted = env.wait_for::<Experiment, _>("ab", "Aborted", T, |x| phase(x) == Some(ExperimentPhase::Aborted));
-    let x = tokio::select! {
-        x = aborted => x,
-        _ = feeding => panic!("fed 60 s and no stop"),
-    };
+    let x = feed_until(&env, 0.5, (0.10, 0.10), "Aborted", |x| phase(x) == Some(ExperimentPhase::Aborted)).await;
     let (reason, message) = ready_reason(&x).unwrap();
     assert_eq!(reason, "SampleRatioMismatch", "{message}");
     assert!(message.contains("against weights 80/20"), "{message}");
@@ -381,13 +387,7 @@ async fn a_winner_of_a_pinned_deployment_is_promoted_with_the_plugin() {
     let model = r#"{version: "2.0.0", uri: "s3://models/scorer/2.0.0"}"#;
     env.apply_yaml(&counted_yaml_with("ab", "10m", 1.0, model, "promote")).unwrap();
     wait_phase(&env, "ab", ExperimentPhase::Running).await;
-    let feeding = feed(&env, 400.0, 0.2, (0.10, 0.20), 60);
-    let concluded =
-        env.wait_for::<Experiment, _>("ab", "Concluded", T, |x| phase(x) == Some(ExperimentPhase::Concluded));
-    let x = tokio::select! {
-        x = concluded => x,
-        _ = feeding => panic!("fed 60 s and no decision"),
-    };
+    let x = feed_until(&env, 0.2, (0.10, 0.20), "Concluded", |x| phase(x) == Some(ExperimentPhase::Concluded)).await;
     let promotion = x.status.clone().unwrap().promotion.unwrap_or_default();
     assert!(promotion.contains(r#"set spec.model.version to "2.0.0""#), "{promotion}");
     let events = env.events();
@@ -459,13 +459,7 @@ spec:
     let variant = format!(r#"{{version: "{}", uri: "s3://champion-e2e/{model}/2"}}"#, versions[1]);
     env.apply_yaml(&counted_yaml_with("ab", "10m", 1.0, &variant, "promote")).unwrap();
     wait_phase(&env, "ab", ExperimentPhase::Running).await;
-    let feeding = feed(&env, 400.0, 0.2, (0.10, 0.20), 60);
-    let concluded =
-        env.wait_for::<Experiment, _>("ab", "Concluded", T, |x| phase(x) == Some(ExperimentPhase::Concluded));
-    let x = tokio::select! {
-        x = concluded => x,
-        _ = feeding => panic!("fed 60 s and no decision"),
-    };
+    let x = feed_until(&env, 0.2, (0.10, 0.20), "Concluded", |x| phase(x) == Some(ExperimentPhase::Concluded)).await;
     let promotion = x.status.clone().unwrap().promotion.unwrap_or_default();
     assert!(promotion.contains(&format!("now points at version {}", versions[1])), "{promotion}");
     assert_eq!(mlflow.get_model_version_by_alias(&model, "champion").await.unwrap().version, versions[1]);
@@ -485,14 +479,10 @@ async fn a_null_effect_ends_inconclusive_at_max_duration() {
     healthy_scorer(&mut env).await;
     env.apply_yaml(&counted_yaml("ab", "25s", 1.0)).unwrap();
     wait_phase(&env, "ab", ExperimentPhase::Running).await;
-    let feeding = feed(&env, 400.0, 0.2, (0.10, 0.10), 60);
-    let ended = env.wait_for::<Experiment, _>("ab", "Inconclusive", T, |x| {
+    let x = feed_until(&env, 0.2, (0.10, 0.10), "Inconclusive", |x| {
         matches!(phase(x), Some(ExperimentPhase::Inconclusive | ExperimentPhase::Concluded))
-    });
-    let x = tokio::select! {
-        x = ended => x,
-        _ = feeding => panic!("fed 60 s and the experiment did not end"),
-    };
+    })
+    .await;
     assert_eq!(phase(&x), Some(ExperimentPhase::Inconclusive), "{:?}", x.status);
     let s = x.status.clone().unwrap();
     assert_eq!(s.winner, None);
@@ -514,13 +504,7 @@ async fn a_group_sequential_design_finds_a_clear_winner_at_a_look() {
     assert!(yaml.contains("groupSequential"));
     env.apply_yaml(&yaml).unwrap();
     wait_phase(&env, "ab", ExperimentPhase::Running).await;
-    let feeding = feed(&env, 400.0, 0.2, (0.10, 0.20), 60);
-    let concluded =
-        env.wait_for::<Experiment, _>("ab", "Concluded", T, |x| phase(x) == Some(ExperimentPhase::Concluded));
-    let x = tokio::select! {
-        x = concluded => x,
-        _ = feeding => panic!("fed 60 s and no decision"),
-    };
+    let x = feed_until(&env, 0.2, (0.10, 0.20), "Concluded", |x| phase(x) == Some(ExperimentPhase::Concluded)).await;
     let s = x.status.unwrap();
     assert_eq!(s.winner.as_deref(), Some("challenger"));
     let c = s.variants.iter().find(|v| v.name == "challenger").unwrap();
