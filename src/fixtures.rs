@@ -135,7 +135,11 @@ pub fn retrain_policy(name: &str) -> RetrainPolicy {
             cooldown: Some(Duration::new("6h")),
             concurrency_policy: None,
             dataset: Dataset { uri: "s3://data/fraud".into(), version: None },
-            training: Training { template: job_template("train"), search: None },
+            training: Training {
+                template: job_template("train"),
+                search: None,
+                model_output_uri: "s3://models/fraud/{{run}}/{{trial}}".into(),
+            },
             evaluation: Evaluation {
                 template: job_template("eval"),
                 gates: vec![Gate { metric: "f1".into(), min_absolute_change: Some(0.005), ..Gate::default() }],

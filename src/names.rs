@@ -188,6 +188,43 @@ pub mod reasons {
     /// No decision within `decision.maxDuration`: Inconclusive.
     pub const MAX_DURATION_REACHED: &str = "MaxDurationReached";
 
+    // ----- RetrainPolicies: Ready and Progressing, and Events -----
+
+    /// Waiting for a trigger.
+    pub const IDLE: &str = "Idle";
+    /// A run's training Jobs run.
+    pub const TRAINING: &str = "Training";
+    /// A run's evaluation Job runs.
+    pub const EVALUATING: &str = "Evaluating";
+    /// A run's candidate is being registered and promoted.
+    pub const PROMOTING: &str = "Promoting";
+    /// A run ended; the next waits for the cooldown.
+    pub const COOLING_DOWN: &str = "CoolingDown";
+    /// Event: a trigger started a run.
+    pub const RUN_STARTED: &str = "RunStarted";
+    /// Event: a trigger fired but started no run (cooldown, or a run under way with Forbid).
+    pub const TRIGGER_DROPPED: &str = "TriggerDropped";
+    /// A metric trigger's query failed or returned nothing.
+    pub const TRIGGER_UNAVAILABLE: &str = "TriggerUnavailable";
+    /// Event (Warning): a training trial failed or reported nothing usable.
+    pub const TRIAL_FAILED: &str = "TrialFailed";
+    /// Event: training ended and the candidate's evaluation started.
+    pub const EVALUATION_STARTED: &str = "EvaluationStarted";
+    /// The candidate failed a gate; nothing is promoted.
+    pub const CANDIDATE_REJECTED: &str = "CandidateRejected";
+    /// The candidate passed the gates and waits for `kubectl champion promote-run` or a spec change.
+    pub const CANDIDATE_EVALUATED: &str = "CandidateEvaluated";
+    /// Event: the candidate was registered and the followed alias moved to it.
+    pub const CANDIDATE_PROMOTED: &str = "CandidatePromoted";
+    /// Event: the ModelDeployment serves the promoted candidate as stable.
+    pub const CANDIDATE_SERVING: &str = "CandidateServing";
+    /// Event (Warning): the ModelDeployment rolled the promoted candidate back.
+    pub const CANDIDATE_ROLLED_BACK: &str = "CandidateRolledBack";
+    /// A run failed (a Job, a report, or the champion's location); nothing is promoted.
+    pub const RUN_FAILED: &str = "RunFailed";
+    /// Event: a run was stopped because a newer one replaced it.
+    pub const RUN_CANCELLED: &str = "RunCancelled";
+
     /// Every reason above, for checks over all of them.
     pub const ALL: &[&str] = &[
         INVALID_SPEC,
@@ -249,6 +286,23 @@ pub mod reasons {
         PROMOTION_NEEDED,
         PROMOTION_FAILED,
         STOPPED_BY_REQUEST,
+        IDLE,
+        TRAINING,
+        EVALUATING,
+        PROMOTING,
+        COOLING_DOWN,
+        RUN_STARTED,
+        TRIGGER_DROPPED,
+        TRIGGER_UNAVAILABLE,
+        TRIAL_FAILED,
+        EVALUATION_STARTED,
+        CANDIDATE_REJECTED,
+        CANDIDATE_EVALUATED,
+        CANDIDATE_PROMOTED,
+        CANDIDATE_SERVING,
+        CANDIDATE_ROLLED_BACK,
+        RUN_FAILED,
+        RUN_CANCELLED,
     ];
 }
 

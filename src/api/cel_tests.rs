@@ -309,7 +309,7 @@ fn retrain_policy_rules() {
         (
             "gate without a bound",
             |p| p.spec.evaluation.gates[0].min_absolute_change = None,
-            Some("a gate needs minAbsoluteChange or maxAbsoluteChange"),
+            Some("a gate needs minAbsoluteChange, maxAbsoluteChange, minRelativeChange or maxRelativeChange"),
         ),
         (
             "duplicate trigger metrics",
@@ -320,7 +320,11 @@ fn retrain_policy_rules() {
                     threshold_range: super::ThresholdRange { min: None, max: Some(0.2) },
                     for_: None,
                 };
-                p.spec.triggers = Some(super::retrain_policy::Triggers { schedule: None, metrics: vec![t.clone(), t] });
+                p.spec.triggers = Some(super::retrain_policy::Triggers {
+                    schedule: None,
+                    metrics: vec![t.clone(), t],
+                    check_interval: None,
+                });
             },
             Some("trigger metric names must be unique"),
         ),

@@ -70,6 +70,9 @@ pub struct Triggers {
     #[schemars(length(max = 16))]
     #[x_kube(validation = Rule::new("self.all(m, self.exists_one(n, n.name == m.name))").message("trigger metric names must be unique"))]
     pub metrics: Vec<MetricTrigger>,
+    /// How often the metric triggers' queries are read (default 30s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check_interval: Option<Duration>,
 }
 
 /// A cron schedule.
@@ -133,6 +136,11 @@ pub struct Training {
     /// An optional hyperparameter search; without it, one Job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub search: Option<Search>,
+    /// Where a trial writes its model, passed as `MODEL_OUTPUT_URI`; `{{namespace}}`, `{{policy}}`,
+    /// `{{run}}` and `{{trial}}` are expanded. The best trial's location becomes the candidate's
+    /// `CANDIDATE_MODEL_URI` and its registry source. Required.
+    #[schemars(length(min = 1, max = 1024))]
+    pub model_output_uri: String,
 }
 
 /// How the search space is explored.
@@ -252,10 +260,12 @@ pub struct Evaluation {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
-    validation = Rule::new("has(self.minAbsoluteChange) || has(self.maxAbsoluteChange)").message("a gate needs minAbsoluteChange or maxAbsoluteChange")
+    validation = Rule::new("has(self.minAbsoluteChange) || has(self.maxAbsoluteChange) || has(self.minRelativeChange) || has(self.maxRelativeChange)").message("a gate needs minAbsoluteChange, maxAbsoluteChange, minRelativeChange or maxRelativeChange"),
+    validation = Rule::new("(!has(self.maxAbsoluteChange) || self.maxAbsoluteChange >= 0.0) && (!has(self.maxRelativeChange) || self.maxRelativeChange >= 0.0)").message("maxAbsoluteChange and maxRelativeChange are how much worse the candidate may be: 0 or more")
 )]
 pub struct Gate {
-    /// The metric's key in the evaluation Job's reported JSON (`{"candidate": {...}, "champion": {...}}`).
+    /// The metric's key in the evaluation Job's report, which holds both models' metrics:
+    /// `{"candidate": {"f1": 0.91, ...}, "champion": {"f1": 0.90, ...}}`.
     #[schemars(length(min = 1, max = 63))]
     pub metric: String,
     /// `maximize` (default) or `minimize`: which direction is better.
@@ -267,6 +277,13 @@ pub struct Gate {
     /// The candidate may be worse than the champion by at most this much (0: no worse).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_absolute_change: Option<f64>,
+    /// The candidate must improve on the champion by at least this fraction of the champion's value
+    /// (0.01: one percent better).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_relative_change: Option<f64>,
+    /// The candidate may be worse than the champion by at most this fraction of the champion's value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_relative_change: Option<f64>,
 }
 
 /// What happens to a candidate that passes the gates.
@@ -276,7 +293,7 @@ pub enum PromotionMode {
     /// Handed to the ModelDeployment at once (its steps shadow and canary it).
     #[default]
     Auto,
-    /// Waits for `kubectl champion promote`.
+    /// Waits in `Evaluated` for `kubectl champion promote-run NAME RUN`.
     Manual,
 }
 
@@ -326,14 +343,108 @@ pub struct TriggerRecord {
 pub enum RunDecision {
     /// Still under way.
     Running,
-    /// Passed the gates and handed to the rollout.
+    /// Passed the gates; registered and handed to the rollout (the followed alias moved to it).
     Promoted,
-    /// Passed the gates; waits for a person.
-    AwaitingPromotion,
+    /// Passed the gates; waits for `kubectl champion promote-run`, or for a person to change the pinned
+    /// version in the ModelDeployment (the reason says how).
+    Evaluated,
     /// Failed a gate.
     Rejected,
-    /// A Job failed or reported nothing usable.
+    /// A Job failed or reported nothing usable, or promotion was impossible.
     Failed,
+    /// Stopped because a newer run replaced it (`concurrencyPolicy: Replace`).
+    Cancelled,
+}
+
+/// Where a run under way stands.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunStage {
+    /// Training trials run.
+    Training,
+    /// The evaluation Job runs.
+    Evaluating,
+    /// The candidate is being registered and the alias moved.
+    Promoting,
+    /// The run has ended.
+    Done,
+}
+
+/// Where one Job (a trial or the evaluation) stands.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobState {
+    /// Not started yet (waiting for a parallelism slot).
+    Pending,
+    /// Its Job exists and has not finished.
+    Running,
+    /// Finished and reported usable metrics.
+    Succeeded,
+    /// Failed after its retries, or reported nothing usable.
+    Failed,
+}
+
+/// One training trial.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TrialRecord {
+    /// The trial's number in the run, from 0, passed as `CHAMPION_TRIAL`.
+    pub index: i32,
+    /// The parameters proposed, passed as `CHAMPION_PARAMS`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, ParameterValue>,
+    /// Where it stands.
+    pub state: JobState,
+    /// Its Job's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+    /// The metrics it reported.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metrics: BTreeMap<String, f64>,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Its nested MLflow run, when a tracking server is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mlflow_run_id: Option<String>,
+}
+
+/// One gate's result.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct GateResult {
+    /// The gate's metric.
+    pub metric: String,
+    /// The candidate's value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate: Option<f64>,
+    /// The champion's value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub champion: Option<f64>,
+    /// Whether it held.
+    pub passed: bool,
+    /// What was compared, in a sentence.
+    pub message: String,
+}
+
+/// The offline evaluation of a run's candidate.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct EvaluationRecord {
+    /// Its Job's name.
+    pub job: String,
+    /// Where it stands.
+    pub state: JobState,
+    /// The candidate's reported metrics.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub candidate: BTreeMap<String, f64>,
+    /// The champion's reported metrics.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub champion: BTreeMap<String, f64>,
+    /// Each gate's result.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gates: Vec<GateResult>,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// One retraining run.
@@ -342,25 +453,77 @@ pub enum RunDecision {
 pub struct RunRecord {
     /// The run's id, e.g. `r-0007`.
     pub id: String,
-    /// What fired it.
+    /// What fired it: `schedule`, `manual`, or a metric trigger's name.
     pub trigger: String,
+    /// The metric value that fired it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger_value: Option<f64>,
     /// The dataset version used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dataset: Option<String>,
-    /// Trials run.
+    /// When it started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+    /// When it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Time>,
+    /// Where it stands while under way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<RunStage>,
+    /// Trials proposed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trials: Option<i32>,
+    /// The trials; once the run has ended only the best and the failed ones are kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trial_results: Vec<TrialRecord>,
+    /// The best trial's number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_trial: Option<i32>,
     /// The best trial's reported metrics.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub best: BTreeMap<String, f64>,
-    /// The model version produced.
+    /// The candidate model's location (the best trial's `MODEL_OUTPUT_URI`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate_uri: Option<String>,
+    /// The champion model's location when the evaluation started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub champion_uri: Option<String>,
+    /// The offline evaluation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluation: Option<EvaluationRecord>,
+    /// The model version produced: the registry's version number once registered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub candidate_version: Option<String>,
-    /// How it ended.
+    /// How the ModelDeployment's rollout of the promoted candidate went: `RollingOut`, `Serving` or
+    /// `RolledBack: <why>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<String>,
+    /// The run's MLflow run, when a tracking server is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mlflow_run_id: Option<String>,
+    /// How it ended (`Running` while under way).
     pub decision: RunDecision,
     /// Why, in a sentence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+/// A metric trigger's last reading.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricTriggerStatus {
+    /// The trigger's name.
+    pub name: String,
+    /// The value last read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    /// Since when the value has been out of range without a break (kept across operator restarts, so
+    /// `for` is measured from the first reading out of range).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub out_of_range_since: Option<Time>,
+    /// Why the last reading failed or gave nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// What the operator observed and decided for a RetrainPolicy.
@@ -385,6 +548,22 @@ pub struct RetrainPolicyStatus {
     /// When the schedule fires next.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_scheduled: Option<Time>,
+    /// The schedule's last slot that was accounted for (fired, or dropped by the cooldown or a run
+    /// under way); the next fires after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scheduled: Option<Time>,
+    /// When the last run started (the cooldown counts from it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run_started: Option<Time>,
+    /// How many runs have started; the next run's id is `r-<this + 1>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runs_started: Option<i64>,
+    /// The metric triggers' last readings.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metric_triggers: Vec<MetricTriggerStatus>,
+    /// The last `champion.ml/request` annotation value acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_request: Option<String>,
     /// Recent runs, newest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub runs: Vec<RunRecord>,

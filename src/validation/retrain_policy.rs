@@ -47,6 +47,7 @@ mod tests {
         Some(Triggers {
             schedule: Some(Schedule { cron: cron.into(), time_zone: tz.map(Into::into) }),
             metrics: vec![],
+            check_interval: None,
         })
     }
 
