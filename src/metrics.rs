@@ -24,6 +24,9 @@ pub struct Metrics {
     pub phase: IntGaugeVec,
     /// Experiments that ended, by outcome (`Concluded`, `Inconclusive`, `Aborted`) and reason.
     pub experiment_outcomes: IntCounterVec,
+    /// Retraining runs that ended, by trigger (`schedule`, `manual`, a metric trigger's name) and outcome
+    /// (`Promoted`, `Evaluated`, `Rejected`, `Failed`, `Cancelled`).
+    pub retrain_runs: IntCounterVec,
 }
 
 impl Metrics {
@@ -64,9 +67,15 @@ impl Metrics {
             &["outcome", "reason"],
         )
         .expect("valid metric");
+        let retrain_runs = IntCounterVec::new(
+            Opts::new("champion_retrain_runs_total", "Retraining runs that ended, by trigger and outcome"),
+            &["trigger", "outcome"],
+        )
+        .expect("valid metric");
         for c in [
             Box::new(reconciliations.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(experiment_outcomes.clone()),
+            Box::new(retrain_runs.clone()),
             Box::new(failures.clone()),
             Box::new(duration.clone()),
             Box::new(invalid_specs.clone()),
@@ -84,6 +93,7 @@ impl Metrics {
             candidate_weight,
             phase,
             experiment_outcomes,
+            retrain_runs,
         }
     }
 

@@ -1,20 +1,11 @@
 //! Kinds that refer to a ModelDeployment (Experiment, RetrainPolicy): their controllers also watch
 //! ModelDeployments, so that an object waiting for its deployment is reconciled when it appears, and
-//! their Ready condition says when the deployment is missing.
+//! their Ready condition says when the deployment is missing ([`deployment_ready`]).
 
-use std::sync::Arc;
+use kube::ResourceExt;
 
-use futures::future::Shared;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::runtime::controller::Action;
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{controller, watcher};
-use kube::{Api, ResourceExt};
-
-use super::acceptance::{self, AcceptanceStatus};
+use super::acceptance::AcceptanceStatus;
 use super::status::NamespacedKind;
-use super::{Context, Result, Synced, drain, error_policy, instrumented, scoped_api, tracked_controller};
-use crate::api::ModelDeployment;
 use crate::conditions::Desired;
 use crate::config::OperatorConfig;
 use crate::names::{conditions as cond, reasons};
@@ -55,8 +46,8 @@ impl RefersToDeployment for crate::api::Experiment {
 impl RefersToDeployment for crate::api::RetrainPolicy {
     type Status = crate::api::RetrainPolicyStatus;
     const KIND: &'static str = "RetrainPolicy";
-    const WAITING: &'static str =
-        "spec is valid; running retraining is not available in this operator version, no Job is started";
+    // Not used: the RetrainPolicy controller decides its conditions itself (`retrain::summary`).
+    const WAITING: &'static str = "spec is valid";
     fn deployment_name(&self) -> &str {
         &self.spec.deployment_ref.name
     }
@@ -81,51 +72,4 @@ pub fn deployment_ready<K: RefersToDeployment>(obj: &K, found: bool) -> (Desired
         );
         (Desired::new(cond::READY, false, reasons::DEPLOYMENT_NOT_FOUND, message), true)
     }
-}
-
-/// Reconciles one object of a referencing kind.
-pub async fn reconcile<K: RefersToDeployment>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action> {
-    let now = Time(jiff::Timestamp::now());
-    let errors = obj.validate(&ctx.config);
-    let deployments: Api<ModelDeployment> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
-    let found = deployments.get_opt(obj.deployment_name()).await?.is_some();
-    let (when_valid, warning) = deployment_ready(obj.as_ref(), found);
-    let decided = acceptance::plan(obj.current_status(), obj.meta().generation, &errors, when_valid, warning, &now);
-    acceptance::apply(&ctx, K::KIND, obj.as_ref(), obj.current_status(), &decided).await?;
-    Ok(Action::await_change())
-}
-
-/// Runs the controller of a referencing kind for one scope until `shutdown` completes.
-pub async fn controller<K, F>(ctx: Arc<Context>, ns: Option<String>, shutdown: Shared<F>)
-where
-    K: RefersToDeployment,
-    F: std::future::Future<Output = ()> + Send + Unpin + 'static,
-{
-    let synced = Synced::default();
-    let main = tracked_controller(
-        scoped_api::<K>(&ctx.client, ns.as_deref()),
-        watcher::Config::default().any_semantic(),
-        &synced,
-    );
-    let store = main.store();
-    let cache =
-        super::watch_cache(ctx.clone(), K::KIND, ns.clone(), main.store(), synced.wait_owned(), shutdown.clone());
-    let stream = main
-        .watches(scoped_api::<ModelDeployment>(&ctx.client, ns.as_deref()), watcher::Config::default(), move |md| {
-            let (name, ns) = (md.name_any(), md.namespace());
-            store
-                .state()
-                .into_iter()
-                .filter(|o| o.deployment_name() == name && o.namespace() == ns)
-                .map(|o| ObjectRef::from_obj(o.as_ref()))
-                .collect::<Vec<_>>()
-        })
-        .with_config(controller::Config::default().concurrency(4))
-        .graceful_shutdown_on(shutdown)
-        .run(
-            |obj, ctx| instrumented(K::KIND, obj, ctx, reconcile::<K>),
-            |obj, _err, ctx| error_policy(K::KIND, obj.as_ref(), &ctx),
-            ctx.clone(),
-        );
-    futures::join!(drain(K::KIND, stream), cache);
 }

@@ -5,7 +5,7 @@
 use jiff::Timestamp;
 
 use super::follow::{self, Followed, Record, Write};
-use super::{ModelVersion, Registry, RegistryError};
+use super::{ModelVersion, NewModelVersion, Registry, RegistryError, VersionSearch};
 use crate::api::ModelDeploymentStatus;
 use crate::api::common::RegistryRef;
 use crate::conditions;
@@ -90,6 +90,30 @@ pub async fn move_alias<R: Registry>(
     Ok(v)
 }
 
+/// The tag that marks a version registered by a retraining run: `<namespace>/<policy>/<run>`.
+pub const RETRAIN_RUN_TAG: &str = "champion.ml/retrain-run";
+
+/// Registers a retraining run's candidate as a new version of the followed model (once: a version that
+/// already carries the run's [`RETRAIN_RUN_TAG`], registered before an operator restart, is used again)
+/// and points the followed alias at it, so that the ModelDeployment rolls it out through its own steps.
+pub async fn register_and_promote<R: Registry>(
+    registry: &R,
+    follow: &RegistryRef,
+    new: &NewModelVersion,
+) -> Result<ModelVersion, MoveError> {
+    let run = new.tags.get(RETRAIN_RUN_TAG).cloned().unwrap_or_default();
+    let mut existing = None;
+    if let Some(search) = VersionSearch::of_model(&follow.model, 200) {
+        let page = registry.search_model_versions(&search).await?;
+        existing = page.versions.into_iter().find(|v| v.tags.get(RETRAIN_RUN_TAG) == Some(&run));
+    }
+    let v = match existing {
+        Some(v) => v,
+        None => registry.create_model_version(new).await?,
+    };
+    move_alias(registry, follow, &v.version).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,5 +193,27 @@ mod tests {
         let v3 = fake.add_version("fraud", "s3://m/3");
         move_alias(&fake, &follow(), &v3).await.unwrap();
         assert_eq!(fake.alias("fraud", "champion").as_deref(), Some("3"));
+    }
+
+    #[tokio::test]
+    async fn a_candidate_is_registered_once_and_the_alias_moves_to_it() {
+        let fake = FakeRegistry::new();
+        let v1 = fake.add_version("fraud", "s3://m/1");
+        fake.put_alias("fraud", "champion", &v1);
+        let new = NewModelVersion {
+            name: "fraud".into(),
+            source: "s3://m/r-0001".into(),
+            run_id: None,
+            description: None,
+            tags: [(RETRAIN_RUN_TAG.to_string(), "default/p/r-0001".to_string())].into(),
+        };
+        let v = register_and_promote(&fake, &follow(), &new).await.unwrap();
+        assert_eq!(v.version, "2");
+        // Again (an operator restart before the status was written): the same version, not a third.
+        let again = register_and_promote(&fake, &follow(), &new).await.unwrap();
+        assert_eq!(again.version, "2");
+        let by_alias = fake.get_model_version_by_alias("fraud", "champion").await.unwrap();
+        assert_eq!((by_alias.version.as_str(), by_alias.source.as_deref()), ("2", Some("s3://m/r-0001")));
+        assert_eq!(fake.calls().iter().filter(|c| c.starts_with("create_model_version")).count(), 1);
     }
 }

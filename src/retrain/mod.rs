@@ -5,6 +5,8 @@ pub mod cron;
 pub mod gates;
 pub mod jobs;
 pub mod report;
+pub mod request;
 pub mod run;
 pub mod search;
+pub mod summary;
 pub mod triggers;
