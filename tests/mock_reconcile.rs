@@ -7,15 +7,13 @@ use std::sync::Arc;
 use http::{Method, Request, Response, StatusCode};
 use kube::Client;
 use kube::client::Body;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tower_test::mock::{Handle, SendResponse};
 
-use champion::api::{Experiment, RetrainPolicy};
 use champion::config::OperatorConfig;
 use champion::controller::Context;
 use champion::controller::model_deployment::Caches;
 use champion::controller::model_deployment::reconcile::reconcile as reconcile_md;
-use champion::controller::referencing::reconcile as reconcile_ref;
 use champion::fixtures;
 use champion::metrics::Metrics;
 
@@ -40,10 +38,6 @@ async fn next(handle: &mut MockHandle) -> (Method, String, Option<String>, Value
 
 fn respond(send: SendResponse<Response<Body>>, status: StatusCode, body: &Value) {
     send.send_response(Response::builder().status(status).body(Body::from(serde_json::to_vec(body).unwrap())).unwrap());
-}
-
-fn not_found() -> Value {
-    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"})
 }
 
 /// Expects the status apply patch for `plural/name`; answers with the object carrying that status.
@@ -75,18 +69,6 @@ async fn expect_event(handle: &mut MockHandle, name: &str, reason: &str, type_: 
     assert_eq!(body["reason"], reason);
     assert_eq!(body["type"], type_);
     respond(send, StatusCode::CREATED, &body);
-}
-
-/// Expects a GET of the ModelDeployment `fraud`; answers with it or 404.
-async fn expect_deployment_get(handle: &mut MockHandle, exists: bool) {
-    let (method, uri, _, _, send) = next(handle).await;
-    assert_eq!(method, Method::GET);
-    assert_eq!(uri, "/apis/champion.ml/v1alpha1/namespaces/default/modeldeployments/fraud");
-    if exists {
-        respond(send, StatusCode::OK, &serde_json::to_value(fixtures::model_deployment("fraud")).unwrap());
-    } else {
-        respond(send, StatusCode::NOT_FOUND, &not_found());
-    }
 }
 
 fn no_caches() -> Arc<Caches> {
@@ -126,54 +108,4 @@ async fn model_deployment_invalid_spec_writes_status_once() {
     md.status = Some(serde_json::from_value(status).unwrap());
     reconcile_md(Arc::new(md), ctx.clone(), no_caches()).await.unwrap();
     expect_no_more_calls(ctx, handle).await;
-}
-
-#[tokio::test]
-async fn experiment_with_missing_deployment_says_so() {
-    let mut x = fixtures::experiment("fraud-ab");
-    let obj = serde_json::to_value(&x).unwrap();
-    let (ctx, mut handle) = context();
-    let verifier = tokio::spawn(async move {
-        expect_deployment_get(&mut handle, false).await;
-        let status = expect_status_apply(&mut handle, "experiments", "fraud-ab", &obj).await;
-        expect_event(&mut handle, "fraud-ab", "DeploymentNotFound", "Warning").await;
-        (status, handle)
-    });
-    reconcile_ref::<Experiment>(Arc::new(x.clone()), ctx.clone()).await.unwrap();
-    let (status, mut handle) = verifier.await.unwrap();
-    assert_eq!(status["phase"], "Pending");
-    assert_eq!(status["conditions"][0]["reason"], "DeploymentNotFound");
-
-    x.status = Some(serde_json::from_value(status).unwrap());
-    let verifier = tokio::spawn(async move {
-        expect_deployment_get(&mut handle, false).await;
-        handle
-    });
-    reconcile_ref::<Experiment>(Arc::new(x), ctx.clone()).await.unwrap();
-    expect_no_more_calls(ctx, verifier.await.unwrap()).await;
-}
-
-#[tokio::test]
-async fn retrain_policy_with_deployment_is_accepted() {
-    let mut p = fixtures::retrain_policy("fraud-retrain");
-    let obj = serde_json::to_value(&p).unwrap();
-    let (ctx, mut handle) = context();
-    let verifier = tokio::spawn(async move {
-        expect_deployment_get(&mut handle, true).await;
-        let status = expect_status_apply(&mut handle, "retrainpolicies", "fraud-retrain", &obj).await;
-        expect_event(&mut handle, "fraud-retrain", "Accepted", "Normal").await;
-        (status, handle)
-    });
-    reconcile_ref::<RetrainPolicy>(Arc::new(p.clone()), ctx.clone()).await.unwrap();
-    let (status, mut handle) = verifier.await.unwrap();
-    assert_eq!(status["phase"], "Idle");
-    assert_eq!(status["conditions"][0]["reason"], "Accepted");
-
-    p.status = Some(serde_json::from_value(status).unwrap());
-    let verifier = tokio::spawn(async move {
-        expect_deployment_get(&mut handle, true).await;
-        handle
-    });
-    reconcile_ref::<RetrainPolicy>(Arc::new(p), ctx.clone()).await.unwrap();
-    expect_no_more_calls(ctx, verifier.await.unwrap()).await;
 }

@@ -7,9 +7,10 @@ use clap::{Parser, Subcommand};
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 
-use champion::api::{Experiment, ModelDeployment};
+use champion::api::{Experiment, ModelDeployment, RetrainPolicy};
 use champion::names::annotations::REQUEST;
 use champion::registry::{BearerToken, MlflowClient, ModelVersion, Registry, VersionSearch};
+use champion::retrain::request::Request as RetrainRequest;
 use champion::rollout::request::{Request, Verb};
 use kube::ResourceExt;
 
@@ -85,6 +86,23 @@ enum Command {
         #[command(subcommand)]
         verb: ExperimentVerb,
     },
+    /// Start a run of a RetrainPolicy now (the cooldown and concurrencyPolicy still apply).
+    Retrain {
+        /// The RetrainPolicy's name.
+        name: String,
+    },
+    /// Promote the candidate of a RetrainPolicy's run that passed its gates and waits in Evaluated.
+    PromoteRun {
+        /// The RetrainPolicy's name.
+        name: String,
+        /// The run's id, e.g. r-0003.
+        run: String,
+    },
+    /// Show a RetrainPolicy: phase, triggers, and its runs with trials, gates and decisions.
+    Runs {
+        /// The RetrainPolicy's name.
+        name: String,
+    },
     /// List the versions a ModelDeployment served, with when; joined with the registry's tags (rolled-back
     /// versions and their reasons) when the tracking server can be read.
     History {
@@ -155,12 +173,43 @@ async fn run(cli: Cli) -> Result<(), String> {
             request(client, &ns, &name, verb).await?
         }
         Command::Experiment { verb } => experiment(client, &ns, verb).await?,
+        Command::Retrain { name } => retrain_request(client, &ns, &name, RetrainRequest::Retrain).await?,
+        Command::PromoteRun { name, run } => {
+            retrain_request(client, &ns, &name, RetrainRequest::PromoteRun(run)).await?
+        }
+        Command::Runs { name } => {
+            let api: Api<RetrainPolicy> = Api::namespaced(client, &ns);
+            let p = api.get_opt(&name).await.map_err(|e| format!("cannot read RetrainPolicy {ns}/{name}: {e}"))?;
+            let p = p.ok_or_else(|| format!("RetrainPolicy {name:?} not found in namespace {ns:?}"))?;
+            print!("{}", champion::cli::runs::render(&p));
+        }
         Command::History { name, tracking_uri, token } => {
             let md = get(client, &ns, &name).await?;
             let (versions, note) = registry_versions(&md, tracking_uri.as_deref(), token.as_deref()).await;
             print!("{}", champion::cli::history::render(&md, versions.as_deref(), note.as_deref()));
         }
     }
+    Ok(())
+}
+
+/// Writes a RetrainPolicy request annotation with a fresh id; the operator consumes it once.
+async fn retrain_request(client: Client, ns: &str, name: &str, r: RetrainRequest) -> Result<(), String> {
+    let api: Api<RetrainPolicy> = Api::namespaced(client, ns);
+    if api.get_opt(name).await.map_err(|e| format!("cannot read RetrainPolicy {ns}/{name}: {e}"))?.is_none() {
+        return Err(format!("RetrainPolicy {name:?} not found in namespace {ns:?}"));
+    }
+    let id = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos().to_string())
+        .unwrap_or_else(|_| "0".into());
+    let value = champion::retrain::request::format(&r, &id);
+    let patch = serde_json::json!({"metadata": {"annotations": {REQUEST: value}}});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(|e| format!("cannot write the request to RetrainPolicy {ns}/{name}: {e}"))?;
+    println!(
+        "requested for retrainpolicy/{name} ({REQUEST}={value}); `kubectl champion runs {name}` shows what it did"
+    );
     Ok(())
 }
 

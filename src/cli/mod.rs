@@ -3,4 +3,5 @@
 
 pub mod experiment;
 pub mod history;
+pub mod runs;
 pub mod status;
