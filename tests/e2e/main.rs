@@ -16,4 +16,5 @@ mod install;
 mod md;
 mod real_node;
 mod registry;
+mod retrain;
 mod rollout;

@@ -22,7 +22,6 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use champion::api::{DeploymentPhase, ModelDeployment};
-use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{Api, ListParams};
 use serde_json::Value;
@@ -37,18 +36,18 @@ const EXAMPLE_NAME: &str = "sentiment";
 const POD_T: Duration = Duration::from_secs(120);
 
 /// What `node-up.sh` wrote to `node.env`.
-struct RealNode {
-    name: String,
+pub(crate) struct RealNode {
+    pub(crate) name: String,
     /// The label (value "true") and taint key (value "true", NoSchedule) of the node.
-    label: String,
+    pub(crate) label: String,
     server_image: String,
-    trainer_image: String,
+    pub(crate) trainer_image: String,
     /// The first three octets of the node's /24 pod CIDR, with the dot: `10.88.7.`.
     pod_ip_prefix: String,
 }
 
 /// The real node, or `None` after printing why it is not there. Under `CI=true` its absence panics.
-fn real_node(test: &str) -> Option<RealNode> {
+pub(crate) fn real_node(test: &str) -> Option<RealNode> {
     let dir =
         PathBuf::from(std::env::var_os("CHAMPION_E2E_DIR").expect("CHAMPION_E2E_DIR is not set: run hack/test.sh"));
     let env = match read_env_file(&dir.join("node.env")) {
@@ -385,141 +384,6 @@ async fn check_pods_on(env: &TestEnv, node: &RealNode, name: &str) {
 
 async fn wait_for_md(env: &TestEnv, name: &str, what: &str, pred: fn(&ModelDeployment) -> bool) -> ModelDeployment {
     env.wait_for::<ModelDeployment, _>(name, what, POD_T, pred).await
-}
-
-/// A Job of the example trainer on the real node, with the Job contract's variables plus `extra_env`.
-fn trainer_job(node: &RealNode, name: &str, env: &[(&str, &str)]) -> String {
-    let placement = node.placement();
-    let image = &node.trainer_image;
-    let env: Vec<String> =
-        env.iter().map(|(k, v)| format!("{{name: {k}, value: {}}}", serde_json::to_string(v).unwrap())).collect();
-    let env = env.join(", ");
-    format!(
-        r#"apiVersion: batch/v1
-kind: Job
-metadata: {{name: {name}}}
-spec:
-  backoffLimit: 0
-  template:
-    spec:
-{placement}      restartPolicy: Never
-      containers:
-      - name: train
-        image: {image}
-        imagePullPolicy: Never
-        env: [{env}]
-"#
-    )
-}
-
-/// Waits for the Job to finish and returns (succeeded, the termination message of its one pod).
-async fn job_result(env: &TestEnv, node: &RealNode, name: &str) -> (bool, String) {
-    let job = env
-        .wait_for::<Job, _>(name, "the Job finished", POD_T, |j| {
-            j.status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|c| c.iter().any(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True"))
-        })
-        .await;
-    let complete = job
-        .status
-        .and_then(|s| s.conditions)
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Complete" && c.status == "True"));
-    let pods: Api<Pod> = env.api();
-    let list = pods.list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={name}"))).await.unwrap();
-    assert_eq!(list.items.len(), 1, "one pod for Job {name}");
-    let pod = &list.items[0];
-    assert_eq!(pod.spec.as_ref().and_then(|s| s.node_name.as_deref()), Some(node.name.as_str()), "on the real node");
-    let message = pod
-        .status
-        .as_ref()
-        .and_then(|s| s.container_statuses.as_ref())
-        .and_then(|c| c.first())
-        .and_then(|c| c.state.as_ref())
-        .and_then(|s| s.terminated.as_ref())
-        .and_then(|t| t.message.clone())
-        .unwrap_or_else(|| panic!("pod of Job {name} has no termination message: {:?}", pod.status));
-    (complete, message)
-}
-
-/// The termination message as a JSON object of numbers.
-fn metrics(job: &str, message: &str) -> BTreeMap<String, f64> {
-    let v: BTreeMap<String, Value> =
-        serde_json::from_str(message).unwrap_or_else(|e| panic!("{job}: termination message {message:?}: {e}"));
-    v.into_iter()
-        .map(|(k, v)| {
-            let n = v.as_f64().unwrap_or_else(|| panic!("{job}: {k} = {v} is not a number"));
-            (k, n)
-        })
-        .collect()
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn real_node_training_and_evaluation_jobs_report_through_their_termination_message() {
-    let Some(node) = real_node("real_node_training_and_evaluation_jobs_report_through_their_termination_message")
-    else {
-        return;
-    };
-    let env = TestEnv::new("rn-jobs").await;
-    let contract = [
-        ("CHAMPION_RUN_ID", "r-0001"),
-        ("DATASET_URI", "s3://data/sentiment"),
-        ("DATASET_VERSION", "2026-12-01"),
-        ("MODEL_OUTPUT_URI", "s3://models/sentiment/r-0001"),
-    ];
-    let trial = |n: &'static str, params: &'static str| {
-        let mut e = contract.to_vec();
-        e.extend([("CHAMPION_TRIAL", n), ("CHAMPION_PARAMS", params)]);
-        e
-    };
-    let jobs = [
-        ("train-good", trial("0", r#"{"learning_rate": 0.01, "max_depth": 6}"#)),
-        ("train-poor", trial("1", r#"{"learning_rate": 0.5, "max_depth": 2}"#)),
-        ("evaluate", {
-            let mut e = contract.to_vec();
-            e.extend([
-                ("CANDIDATE_MODEL_URI", "s3://models/sentiment/r-0001"),
-                ("CHAMPION_MODEL_URI", "s3://models/sentiment/1.0.0"),
-            ]);
-            e
-        }),
-        ("train-fails", {
-            let mut e = trial("2", "{}");
-            e.push(("FAIL_WITH", "dataset s3://data/sentiment@2026-12-01 has no rows"));
-            e
-        }),
-    ];
-    let started = Instant::now();
-    for (name, e) in &jobs {
-        env.apply_yaml(&trainer_job(&node, name, e)).unwrap_or_else(|err| panic!("apply Job {name}: {err}"));
-    }
-    let mut results = BTreeMap::new();
-    for (name, _) in &jobs {
-        results.insert(*name, job_result(&env, &node, name).await);
-    }
-    eprintln!("MEASURED: 4 Jobs created to all finished: {:.1} s; {results:?}", started.elapsed().as_secs_f64());
-
-    let good = metrics("train-good", &results["train-good"].1);
-    let poor = metrics("train-poor", &results["train-poor"].1);
-    for (job, m, trial) in [("train-good", &good, 0.0), ("train-poor", &poor, 1.0)] {
-        assert!(results[job].0, "{job} completed");
-        assert_eq!(m.get("trial"), Some(&trial), "{job} reports its CHAMPION_TRIAL: {m:?}");
-        let (f1, loss) = (m["val_f1"], m["val_loss"]);
-        assert!((0.0..=1.0).contains(&f1) && (f1 + loss - 1.0).abs() < 1e-5, "{job}: {m:?}");
-    }
-    assert!(good["val_f1"] > poor["val_f1"], "the parameters reached the program: {good:?} vs {poor:?}");
-
-    let eval = metrics("evaluate", &results["evaluate"].1);
-    assert!(results["evaluate"].0, "evaluate completed");
-    for k in ["f1", "false_positive_rate", "champion_f1", "champion_false_positive_rate"] {
-        assert!(eval.get(k).is_some_and(|v| (0.0..=1.0).contains(v)), "evaluate reports {k}: {eval:?}");
-    }
-    assert_ne!(eval["f1"], eval["champion_f1"], "candidate and champion were scored separately: {eval:?}");
-
-    let (ok, message) = &results["train-fails"];
-    assert!(!ok, "train-fails failed");
-    assert_eq!(message, "dataset s3://data/sentiment@2026-12-01 has no rows");
 }
 
 /// A namespace's Events as `TestEnv::events` gives them: (reason, type, note, regarding).
