@@ -190,11 +190,12 @@ pub enum Scale {
     Log,
 }
 
-/// A hyperparameter: a range (min, max, scale) or a list of values.
+/// A hyperparameter: a range (min, max, scale) or a list of values. (That it is one or the other is checked
+/// by the operator: CEL cannot see `values`, whose items have no single type.)
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
-    validation = Rule::new("has(self.values) ? (!has(self.min) && !has(self.max) && !has(self.scale)) : (has(self.min) && has(self.max))").message("a parameter has either values, or min and max (with an optional scale)"),
+    validation = Rule::new("has(self.min) == has(self.max)").message("a parameter range needs both min and max"),
     validation = Rule::new("!has(self.min) || !has(self.max) || self.min < self.max").message("a parameter's min must be less than its max"),
     validation = Rule::new("!has(self.scale) || self.scale != 'log' || (has(self.min) && self.min > 0.0)").message("a log-scale parameter needs min > 0")
 )]
@@ -229,7 +230,9 @@ impl schemars::JsonSchema for ParameterValue {
     }
 
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({"x-kubernetes-int-or-string": true, "description": "A number or a string."})
+        // Any JSON value as far as the schema goes (a structural schema has no "number or string" type);
+        // the operator's validation accepts numbers and strings only.
+        schemars::json_schema!({"x-kubernetes-preserve-unknown-fields": true, "description": "A number or a string."})
     }
 }
 

@@ -27,6 +27,41 @@ pub fn validate(spec: &RetrainPolicySpec, config: &OperatorConfig) -> Vec<FieldE
         }
     }
     errors.extend(check_duration("spec.cooldown", spec.cooldown.as_ref()));
+    if let Some(t) = &spec.triggers {
+        errors.extend(check_duration("spec.triggers.checkInterval", t.check_interval.as_ref()));
+    }
+    if let Some(search) = &spec.training.search {
+        for (name, p) in &search.parameters {
+            let range = p.min.is_some() || p.max.is_some() || p.scale.is_some();
+            if p.values.is_some() == range {
+                errors.push(FieldError::new(
+                    format!("spec.training.search.parameters.{name}"),
+                    "a parameter has either values, or min and max (with an optional scale)",
+                ));
+            }
+            for (i, v) in p.values.iter().flatten().enumerate() {
+                if !(v.0.is_number() || v.0.is_string()) {
+                    errors.push(FieldError::new(
+                        format!("spec.training.search.parameters.{name}.values[{i}]"),
+                        format!("{} is neither a number nor a string", v.0),
+                    ));
+                }
+            }
+        }
+    }
+    let uri = &spec.training.model_output_uri;
+    let trials = spec.training.search.as_ref().map(|s| s.max_trials).unwrap_or(1);
+    if !uri.contains("{{run}}") {
+        errors.push(FieldError::new(
+            "spec.training.modelOutputUri",
+            "needs {{run}}, so that one run never overwrites the model of another",
+        ));
+    } else if trials > 1 && !uri.contains("{{trial}}") {
+        errors.push(FieldError::new(
+            "spec.training.modelOutputUri",
+            "needs {{trial}} with a search, so that trials never overwrite each other's models",
+        ));
+    }
     if let Err(e) = spec.training.template.decode() {
         errors.push(FieldError::new("spec.training.template", format!("not a valid JobTemplateSpec: {e}")));
     }
@@ -67,6 +102,38 @@ mod tests {
                 "bad time zone",
                 |p| p.spec.triggers = schedule("0 3 * * *", Some("Europe/Atlantis")),
                 &["spec.triggers.schedule.timeZone: unknown time zone"],
+            ),
+            (
+                "a model location without the run",
+                |p| p.spec.training.model_output_uri = "s3://models/fraud/latest".into(),
+                &["spec.training.modelOutputUri: needs {{run}}"],
+            ),
+            (
+                "a search whose trials would share a model location",
+                |p| {
+                    p.spec.training.model_output_uri = "s3://models/{{run}}".into();
+                    p.spec.training.search = Some(crate::api::retrain_policy::Search {
+                        parameters: [(
+                            "depth".to_string(),
+                            crate::api::retrain_policy::Parameter {
+                                min: Some(1.0),
+                                values: Some(vec![
+                                    crate::api::retrain_policy::ParameterValue(serde_json::json!(2)),
+                                    crate::api::retrain_policy::ParameterValue(serde_json::json!([1])),
+                                ]),
+                                ..Default::default()
+                            },
+                        )]
+                        .into(),
+                        max_trials: 2,
+                        ..Default::default()
+                    });
+                },
+                &[
+                    "spec.training.search.parameters.depth: a parameter has either values, or min and max",
+                    "spec.training.search.parameters.depth.values[1]: [1] is neither a number nor a string",
+                    "spec.training.modelOutputUri: needs {{trial}} with a search",
+                ],
             ),
             (
                 "training template with a bad field type",

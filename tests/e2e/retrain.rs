@@ -42,6 +42,7 @@ struct Policy<'a> {
     /// Extra env entries of the training container (flow YAML list items).
     train_env: &'a str,
     backoff: i32,
+    cooldown: &'a str,
     gates: &'a str,
     mode: &'a str,
     dataset_version: &'a str,
@@ -56,6 +57,7 @@ impl Default for Policy<'_> {
             search: "",
             train_env: "",
             backoff: 0,
+            cooldown: "1s",
             gates: "[{metric: f1, minAbsoluteChange: 0.01}, {metric: false_positive_rate, goal: minimize, maxAbsoluteChange: 0.02}]",
             mode: "auto",
             dataset_version: "full-{{run}}",
@@ -95,7 +97,7 @@ kind: RetrainPolicy
 metadata: {{name: {name}}}
 spec:
   deploymentRef: {{name: {md}}}
-{triggers}  cooldown: 1s
+{triggers}  cooldown: {cooldown}
   dataset: {{uri: "builtin:breast_cancer", version: "{version}"}}
   training:
     modelOutputUri: "pvc://models/{{{{policy}}}}/{{{{run}}}}/trial-{{{{trial}}}}"
@@ -118,6 +120,7 @@ spec:
         version = p.dataset_version,
         search = p.search,
         backoff = p.backoff,
+        cooldown = p.cooldown,
         gates = p.gates,
         mode = p.mode,
     )
@@ -265,8 +268,8 @@ async fn retrain_drift_held_for_its_duration_starts_exactly_one_run_and_promotes
     let triggers = format!(
         "{{checkInterval: 1s, metrics: [{{name: feature-drift, prometheus: {{query: 'max(champion_e2e_feature_psi{{namespace=\"{ns}\"}})'}}, thresholdRange: {{max: 0.2}}, for: 6s}}]}}"
     );
-    let mut p = Policy { triggers: &triggers, ..Policy::default() };
-    p.name = "drift";
+    // A cooldown longer than the test: the drift stays high after the run, and still only one run starts.
+    let p = Policy { name: "drift", triggers: &triggers, cooldown: "1h", ..Policy::default() };
     w.env.set_metric("champion_e2e_feature_psi", &[("namespace", &ns)], 0.05).await;
     w.apply(&p);
     // In range: nothing starts.
@@ -306,13 +309,17 @@ async fn retrain_drift_held_for_its_duration_starts_exactly_one_run_and_promotes
         })
         .await;
 
-    // The drift is still high, but the cooldown (1s) is long over and no second run starts: one firing
-    // is one run, and the trigger must hold for 6 s again... which it does, so a second run would start
-    // after 6 s; the Forbid of a run under way and the consumed firing are what keep it at one until then.
+    // The drift is still high, for more than `for` again: the cooldown keeps it at one run.
+    tokio::time::sleep(Duration::from_secs(8)).await;
     let jobs = w.jobs("drift").await;
     let first_job = jobs.iter().filter_map(|j| j.creation_timestamp()).map(|t| t.0).min().unwrap();
     let to_job = first_job.duration_since(fired_at);
-    eprintln!("MEASURED: drift trigger fired to first Job created: {:.1} s", to_job.as_secs_f64());
+    eprintln!(
+        "MEASURED: drift trigger fired to first Job created: {:.0} s (both times in whole seconds); drift set to \
+         run started, with for: 6s, a 1 s scrape and a 1 s check interval: {:.1} s",
+        to_job.as_secs_f64(),
+        held.as_secs_f64()
+    );
     assert_eq!(
         jobs.iter().filter(|j| j.labels().get("champion.ml/run").map(String::as_str) == Some("r-0001")).count(),
         2,
@@ -395,7 +402,6 @@ async fn retrain_an_operator_restart_during_training_starts_no_second_job() {
     .await;
     let uid = job.uid().unwrap();
     w.env.kill_operator();
-    let _ = w.env.stop_operator().await;
     w.env.start_operator_with(&format!("mlflow:\n  trackingUri: {:?}\n  pollInterval: 2s", w.uri)).await;
     let run = w.run_ended("retrain", "r-0001").await;
     assert_eq!(run.decision, RunDecision::Promoted, "{run:?}");
