@@ -20,17 +20,22 @@
 // {"candidate": {"f1", "accuracy", "false_positive_rate", "log_loss"}, "champion": {...}} on the held-out
 // set. "Positive" is malignant (the class a screening model must not miss).
 //
+// With MLFLOW_TRACKING_URI and MLFLOW_RUN_ID set, a training trial also logs its parameters and metrics to
+// that MLflow run (REST log-batch).
+//
 // Knobs for tests: TRAIN_SECONDS (sleep this long first), FAIL_WITH (write this message to the termination
 // log and exit 1), REPORT_OVERRIDE (write this text as the report instead).
 package main
 
 import (
+	"bytes"
 	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log"
 	"math"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -359,6 +364,37 @@ func report(v any) {
 	}
 }
 
+// logToMLflow logs metrics (and parameters) to the MLflow run of MLFLOW_RUN_ID on MLFLOW_TRACKING_URI, when
+// both are set (a RetrainPolicy sets them when the operator config names a tracking server). A failure is
+// logged and otherwise ignored: the termination message still carries the metrics.
+func logToMLflow(metrics map[string]float64, params map[string]any) {
+	uri, run := os.Getenv("MLFLOW_TRACKING_URI"), os.Getenv("MLFLOW_RUN_ID")
+	if uri == "" || run == "" {
+		return
+	}
+	now := time.Now().UnixMilli()
+	var ms, ps []map[string]any
+	for k, v := range metrics {
+		ms = append(ms, map[string]any{"key": k, "value": v, "timestamp": now, "step": 0})
+	}
+	for k, v := range params {
+		ps = append(ps, map[string]any{"key": k, "value": fmt.Sprint(v)})
+	}
+	body, _ := json.Marshal(map[string]any{"run_id": run, "metrics": ms, "params": ps})
+	client := http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Post(strings.TrimSuffix(uri, "/")+"/api/2.0/mlflow/runs/log-batch", "application/json", bytes.NewReader(body))
+	if err != nil {
+		log.Printf("could not log to MLflow: %v", err)
+		return
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		log.Printf("could not log to MLflow: %s", resp.Status)
+		return
+	}
+	log.Printf("logged %d metrics to MLflow run %s", len(ms), run)
+}
+
 func must(name string) string {
 	v := os.Getenv(name)
 	if v == "" {
@@ -417,9 +453,11 @@ func main() {
 	}
 	s := scores(m, val)
 	trial, _ := strconv.Atoi(os.Getenv("CHAMPION_TRIAL"))
-	report(map[string]any{
+	metrics := map[string]float64{
 		"val_f1": s["f1"], "val_accuracy": s["accuracy"], "val_log_loss": s["log_loss"],
-		"trees": len(m.Trees), "train_rows": len(fit), "trial": trial,
+		"trees": float64(len(m.Trees)), "train_rows": float64(len(fit)), "trial": float64(trial),
 		"train_seconds": math.Round(time.Since(start).Seconds()*1000) / 1000,
-	})
+	}
+	logToMLflow(metrics, raw)
+	report(metrics)
 }

@@ -395,9 +395,11 @@ async fn retrain_an_operator_restart_during_training_starts_no_second_job() {
     let p = Policy { train_env: "{name: TRAIN_SECONDS, value: \"12\"}", ..Policy::default() };
     w.apply(&p);
     assert!(w.env.plugin(&["retrain", "retrain"]).status.success());
+    // The Jobs of trial 0 of run r-0001, found by their labels (not by the name the operator should give).
     let api: Api<Job> = w.env.api();
+    let trial0 = ListParams::default().labels("champion.ml/run=r-0001,champion.ml/trial=0");
     let job = eventually("the training Job exists", RUN_T, || async {
-        api.get_opt("retrain-r-0001-t0").await.ok().flatten()
+        api.list(&trial0).await.ok().and_then(|l| l.items.into_iter().next())
     })
     .await;
     let uid = job.uid().unwrap();
@@ -405,8 +407,10 @@ async fn retrain_an_operator_restart_during_training_starts_no_second_job() {
     w.env.start_operator_with(&format!("mlflow:\n  trackingUri: {:?}\n  pollInterval: 2s", w.uri)).await;
     let run = w.run_ended("retrain", "r-0001").await;
     assert_eq!(run.decision, RunDecision::Promoted, "{run:?}");
-    let after = api.get("retrain-r-0001-t0").await.unwrap();
-    assert_eq!(after.uid().unwrap(), uid, "the same Job, not a new one");
+    let after = api.list(&trial0).await.unwrap().items;
+    let names: Vec<String> = after.iter().map(|j| j.name_any()).collect();
+    assert_eq!(names, vec!["retrain-r-0001-t0".to_string()], "one Job for the trial");
+    assert_eq!(after[0].uid().unwrap(), uid, "the same Job, not a new one");
     let pods: Api<Pod> = w.env.api();
     let lp = ListParams::default().labels("batch.kubernetes.io/job-name=retrain-r-0001-t0");
     assert_eq!(pods.list(&lp).await.unwrap().items.len(), 1, "one pod: trained once");
