@@ -44,6 +44,13 @@ pub struct MlflowConfig {
     /// Timeout of one registry call, e.g. `10s` (the default).
     #[serde(default)]
     pub request_timeout: Option<String>,
+    /// The tracking server's URL as retraining Jobs reach it (`MLFLOW_TRACKING_URI`), when it differs from
+    /// `trackingUri` (default: `trackingUri`). Jobs get no credentials from the operator.
+    #[serde(default)]
+    pub job_tracking_uri: Option<String>,
+    /// Whether retraining runs are tracked as MLflow runs (default true).
+    #[serde(default)]
+    pub track_retraining: Option<bool>,
 }
 
 impl MlflowConfig {
@@ -136,6 +143,9 @@ impl OperatorConfig {
         }
         if let Some(mlflow) = &self.mlflow {
             check_http_url(&mlflow.tracking_uri).map_err(|m| ("mlflow.trackingUri".to_string(), m))?;
+            if let Some(u) = &mlflow.job_tracking_uri {
+                check_http_url(u).map_err(|m| ("mlflow.jobTrackingUri".to_string(), m))?;
+            }
             if let Some(secret) = &mlflow.token_secret_ref {
                 if !is_dns_subdomain(&secret.name) {
                     return Err((

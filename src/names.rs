@@ -224,6 +224,11 @@ pub mod reasons {
     pub const RUN_FAILED: &str = "RunFailed";
     /// Event: a run was stopped because a newer one replaced it.
     pub const RUN_CANCELLED: &str = "RunCancelled";
+    /// Event (Warning): the tracking server could not open a run's MLflow run; the run goes on untracked.
+    pub const TRACKING_UNAVAILABLE: &str = "TrackingUnavailable";
+    /// Event (Warning): a trial's metric differs between MLflow and its termination message (MLflow's is
+    /// used), or the report was unusable and MLflow's metrics were used.
+    pub const METRICS_DISAGREE: &str = "MetricsDisagree";
 
     /// Every reason above, for checks over all of them.
     pub const ALL: &[&str] = &[
@@ -303,6 +308,8 @@ pub mod reasons {
         CANDIDATE_ROLLED_BACK,
         RUN_FAILED,
         RUN_CANCELLED,
+        TRACKING_UNAVAILABLE,
+        METRICS_DISAGREE,
     ];
 }
 

@@ -373,7 +373,7 @@ func logToMLflow(metrics map[string]float64, params map[string]any) {
 		return
 	}
 	now := time.Now().UnixMilli()
-	var ms, ps []map[string]any
+	ms, ps := []map[string]any{}, []map[string]any{}
 	for k, v := range metrics {
 		ms = append(ms, map[string]any{"key": k, "value": v, "timestamp": now, "step": 0})
 	}

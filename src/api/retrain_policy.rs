@@ -504,6 +504,12 @@ pub struct RunRecord {
     /// The run's MLflow run, when a tracking server is configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mlflow_run_id: Option<String>,
+    /// The MLflow experiment of the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mlflow_experiment_id: Option<String>,
+    /// Where the run is tracked, or why it is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracking: Option<String>,
     /// How it ended (`Running` while under way).
     pub decision: RunDecision,
     /// Why, in a sentence.

@@ -177,7 +177,7 @@ impl From<wire::ModelVersion> for ModelVersion {
 }
 
 /// `body` as `T`, or [`RegistryError::BadBody`] / [`RegistryError::TooLarge`] for `call`.
-fn parse<T: DeserializeOwned>(call: &str, body: &[u8]) -> Result<T, RegistryError> {
+pub(super) fn parse<T: DeserializeOwned>(call: &str, body: &[u8]) -> Result<T, RegistryError> {
     if body.len() > MAX_BODY_BYTES {
         return Err(RegistryError::TooLarge { call: call.to_string(), limit: MAX_BODY_BYTES });
     }
@@ -282,7 +282,7 @@ impl MlflowClient {
 
     /// One call: `GET` with `query` as query parameters, other methods with `body` as JSON. Returns the body
     /// of a 2xx answer (at most [`MAX_BODY_BYTES`]), or the error.
-    async fn call(
+    pub(super) async fn call(
         &self,
         method: Method,
         path: &str,

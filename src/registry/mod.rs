@@ -12,6 +12,7 @@ mod fake;
 pub mod follow;
 mod mlflow;
 pub mod sync;
+pub mod tracking;
 mod types;
 
 pub use auth::{BearerToken, TokenError, token_from_secret_data};

@@ -163,6 +163,8 @@ pub fn start(
         candidate_version: None,
         rollout: None,
         mlflow_run_id: None,
+        mlflow_experiment_id: None,
+        tracking: None,
         decision: RunDecision::Running,
         reason: None,
     }
@@ -182,30 +184,67 @@ fn event(warning: bool, reason: &str, message: String) -> Transition {
     Transition { warning, reason: reason.into(), message }
 }
 
-/// Advances a run under way.
+/// A trial's metrics from its report and from what it logged to MLflow (`logged`, which wins where both have
+/// a metric); the notes say where the two disagree, or that the report was unusable and MLflow's metrics
+/// were used.
+pub fn merge_metrics(
+    report: Result<report::Metrics, String>,
+    logged: Option<&report::Metrics>,
+) -> (Result<report::Metrics, String>, Vec<String>) {
+    let logged = logged.filter(|m| !m.is_empty());
+    match (report, logged) {
+        (Ok(r), None) => (Ok(r), Vec::new()),
+        (Err(e), None) => (Err(e), Vec::new()),
+        (Err(e), Some(l)) => (
+            Ok(l.clone()),
+            vec![format!("the termination message was unusable ({e}); the metrics logged to MLflow are used")],
+        ),
+        (Ok(r), Some(l)) => {
+            let mut notes = Vec::new();
+            let mut merged = r.clone();
+            for (k, v) in l {
+                if let Some(mine) = r.get(k)
+                    && (mine - v).abs() > 1e-9 * v.abs().max(1.0)
+                {
+                    notes.push(format!(
+                        "{k} is {v} in MLflow and {mine} in the termination message; MLflow's value is used"
+                    ));
+                }
+                merged.insert(k.clone(), *v);
+            }
+            (Ok(merged), notes)
+        }
+    }
+}
+
+/// Advances a run under way. `logged` holds what the trials whose Jobs ended logged to MLflow, by Job name.
+#[allow(clippy::too_many_arguments)]
 pub fn step(
     spec: &RetrainPolicySpec,
     policy: &str,
     namespace: &str,
     run: &RunRecord,
     jobs: &BTreeMap<String, Observed>,
+    logged: &BTreeMap<String, report::Metrics>,
     champion: &Champion,
     now: Timestamp,
 ) -> Step {
     let mut s = Step { run: run.clone(), start: Vec::new(), events: Vec::new() };
     match run.stage {
-        Some(RunStage::Training) => train(spec, policy, namespace, jobs, champion, now, &mut s),
+        Some(RunStage::Training) => train(spec, policy, namespace, jobs, logged, champion, now, &mut s),
         Some(RunStage::Evaluating) => evaluate(spec, policy, jobs, champion, now, &mut s),
         _ => {}
     }
     s
 }
 
+#[allow(clippy::too_many_arguments)]
 fn train(
     spec: &RetrainPolicySpec,
     policy: &str,
     namespace: &str,
     jobs: &BTreeMap<String, Observed>,
+    logged: &BTreeMap<String, report::Metrics>,
     champion: &Champion,
     now: Timestamp,
     s: &mut Step,
@@ -216,26 +255,32 @@ fn train(
         let name = trial_job(policy, &id, t.index);
         match jobs.get(&name) {
             Some(Observed::Active) => t.state = JobState::Running,
-            Some(Observed::Succeeded(message)) => match report::trial(message.as_deref()) {
-                Ok(metrics) => {
-                    let missing = objective.filter(|o| !metrics.contains_key(&o.metric));
-                    t.metrics = metrics;
-                    if let Some(o) = missing {
+            Some(Observed::Succeeded(message)) => {
+                let (merged, notes) = merge_metrics(report::trial(message.as_deref()), logged.get(&name));
+                for n in notes {
+                    s.events.push(event(true, reasons::METRICS_DISAGREE, format!("run {id} trial {}: {n}", t.index)));
+                }
+                match merged {
+                    Ok(metrics) => {
+                        let missing = objective.filter(|o| !metrics.contains_key(&o.metric));
+                        t.metrics = metrics;
+                        if let Some(o) = missing {
+                            t.state = JobState::Failed;
+                            t.reason = Some(format!(
+                                "the report has no {:?}, the search objective (it has: {})",
+                                o.metric,
+                                t.metrics.keys().cloned().collect::<Vec<_>>().join(", ")
+                            ));
+                        } else {
+                            t.state = JobState::Succeeded;
+                        }
+                    }
+                    Err(e) => {
                         t.state = JobState::Failed;
-                        t.reason = Some(format!(
-                            "the report has no {:?}, the search objective (it has: {})",
-                            o.metric,
-                            t.metrics.keys().cloned().collect::<Vec<_>>().join(", ")
-                        ));
-                    } else {
-                        t.state = JobState::Succeeded;
+                        t.reason = Some(e);
                     }
                 }
-                Err(e) => {
-                    t.state = JobState::Failed;
-                    t.reason = Some(e);
-                }
-            },
+            }
             Some(Observed::Failed { why, message }) => {
                 t.state = JobState::Failed;
                 t.reason = Some(match message.as_deref().map(str::trim).filter(|m| !m.is_empty()) {

@@ -31,17 +31,18 @@ struct Sim {
     spec: RetrainPolicySpec,
     run: RunRecord,
     jobs: BTreeMap<String, Observed>,
+    logged: BTreeMap<String, report::Metrics>,
     champion: Champion,
 }
 
 impl Sim {
     fn new(spec: RetrainPolicySpec) -> Self {
         let run = start(&spec, "default/p", "r-0001", ("manual", None), ts(NOW));
-        Self { spec, run, jobs: BTreeMap::new(), champion: champion() }
+        Self { spec, run, jobs: BTreeMap::new(), logged: BTreeMap::new(), champion: champion() }
     }
 
     fn step(&mut self) -> Step {
-        let s = step(&self.spec, "p", "default", &self.run, &self.jobs, &self.champion, ts(NOW));
+        let s = step(&self.spec, "p", "default", &self.run, &self.jobs, &self.logged, &self.champion, ts(NOW));
         self.run = s.run.clone();
         for j in &s.start {
             let name = match j {
@@ -268,4 +269,29 @@ fn names_and_templates() {
     assert_eq!(dataset_version(None, "r", now), None);
     let p = ParameterValue(serde_json::json!(1));
     assert_eq!(p.0, serde_json::json!(1));
+}
+
+#[test]
+fn metrics_logged_to_mlflow_win_and_disagreements_are_reported() {
+    let mut sim = Sim::new(searching(1, 1));
+    sim.step();
+    sim.finish_job("p-r-0001-t0", ok(r#"{"val_f1": 0.5, "only_reported": 7}"#));
+    sim.logged.insert("p-r-0001-t0".into(), [("val_f1".to_string(), 0.88), ("only_logged".to_string(), 1.0)].into());
+    let s = sim.step();
+    let t = &sim.run.trial_results[0];
+    assert_eq!(t.metrics["val_f1"], 0.88, "MLflow wins");
+    assert_eq!((t.metrics["only_reported"], t.metrics["only_logged"]), (7.0, 1.0));
+    let notes: Vec<&str> =
+        s.events.iter().filter(|e| e.reason == reasons::METRICS_DISAGREE).map(|e| e.message.as_str()).collect();
+    assert_eq!(
+        notes,
+        ["run r-0001 trial 0: val_f1 is 0.88 in MLflow and 0.5 in the termination message; MLflow's value is used"]
+    );
+
+    // An unusable report with metrics in MLflow: MLflow's are used, and that is said.
+    let (m, notes) = merge_metrics(Err("the report is not JSON".into()), Some(&[("val_f1".to_string(), 0.9)].into()));
+    assert_eq!(m.unwrap()["val_f1"], 0.9);
+    assert!(notes[0].contains("the termination message was unusable"), "{notes:?}");
+    let (m, _) = merge_metrics(Err("no report".into()), Some(&report::Metrics::new()));
+    assert_eq!(m.unwrap_err(), "no report");
 }

@@ -42,6 +42,8 @@ struct Policy<'a> {
     /// Extra env entries of the training container (flow YAML list items).
     train_env: &'a str,
     backoff: i32,
+    /// Jobs on the host's network, so that they reach the test's MLflow on 127.0.0.1.
+    host_network: bool,
     cooldown: &'a str,
     gates: &'a str,
     mode: &'a str,
@@ -57,6 +59,7 @@ impl Default for Policy<'_> {
             search: "",
             train_env: "",
             backoff: 0,
+            host_network: false,
             cooldown: "1s",
             gates: "[{metric: f1, minAbsoluteChange: 0.01}, {metric: false_positive_rate, goal: minimize, maxAbsoluteChange: 0.02}]",
             mode: "auto",
@@ -66,11 +69,12 @@ impl Default for Policy<'_> {
 }
 
 /// The pod spec of a Job of the example program on the real node with the models folder, 10 spaces deep.
-fn pod(node: &RealNode, models: &str, container: &str, env: &str) -> String {
+fn pod(node: &RealNode, models: &str, container: &str, env: &str, host_network: bool) -> String {
     let l = &node.label;
     let image = &node.trainer_image;
     format!(
-        r#"          nodeSelector: {{{l}: "true"}}
+        r#"          hostNetwork: {host_network}
+          nodeSelector: {{{l}: "true"}}
           tolerations: [{{key: {l}, operator: Equal, value: "true", effect: NoSchedule}}]
           automountServiceAccountToken: false
           restartPolicy: Never
@@ -89,8 +93,8 @@ fn pod(node: &RealNode, models: &str, container: &str, env: &str) -> String {
 fn policy_yaml(node: &RealNode, models: &str, p: &Policy) -> String {
     let triggers = if p.triggers.is_empty() { String::new() } else { format!("  triggers: {}\n", p.triggers) };
     let indent = |text: String| text.lines().map(|l| format!("  {l}\n")).collect::<String>();
-    let train = indent(pod(node, models, "train", p.train_env));
-    let eval = indent(pod(node, models, "eval", ""));
+    let train = indent(pod(node, models, "train", p.train_env, p.host_network));
+    let eval = indent(pod(node, models, "eval", "", p.host_network));
     format!(
         r#"apiVersion: champion.ml/v1alpha1
 kind: RetrainPolicy
@@ -210,7 +214,7 @@ impl World {
         let env = r#"{name: DATASET_URI, value: "builtin:breast_cancer"}, {name: DATASET_VERSION, value: shifted-2026-11}, {name: MODEL_OUTPUT_URI, value: "pvc://models/champion"}, {name: CHAMPION_PARAMS, value: '{"n_estimators": 20, "max_depth": 2}'}"#;
         let job = format!(
             "apiVersion: batch/v1\nkind: Job\nmetadata: {{name: champion-seed}}\nspec:\n  backoffLimit: 0\n  template:\n    spec:\n{}",
-            pod(&self.node, &self.models, "train", env).lines().map(|l| &l[4..]).collect::<Vec<_>>().join("\n")
+            pod(&self.node, &self.models, "train", env, false).lines().map(|l| &l[4..]).collect::<Vec<_>>().join("\n")
         );
         self.env.apply_yaml(&job).expect("apply the champion's training Job");
         self.env
@@ -563,4 +567,79 @@ async fn retrain_manual_promotion_waits_for_promote_run_and_a_failed_canary_is_r
     let run = runs(&pol).into_iter().find(|r| r.id == "r-0002").unwrap();
     assert!(run.rollout.as_deref().unwrap().contains("error-rate"), "{run:?}");
     assert!(event_notes(&w.env, "CandidateRolledBack").iter().any(|n| n.contains("rolled registry version 2 back")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retrain_runs_are_tracked_in_mlflow_and_what_a_job_logged_wins_over_its_report() {
+    let Some(w) = World::new("rt-track", false).await else { return };
+    // The training program logs its real metrics to MLflow, but its termination message says otherwise.
+    let p = Policy {
+        host_network: true,
+        train_env: r#"{name: REPORT_OVERRIDE, value: '{"val_f1": 0.5, "only_reported": 7}'}"#,
+        ..Policy::default()
+    };
+    w.apply(&p);
+    assert!(w.env.plugin(&["retrain", "retrain"]).status.success());
+    let run = w.run_ended("retrain", "r-0001").await;
+    assert_eq!(run.decision, RunDecision::Promoted, "{run:?}");
+    let parent = run.mlflow_run_id.clone().unwrap_or_else(|| panic!("not tracked: {:?}", run.tracking));
+    let trial = run.trial_results[0].clone();
+    let trial_run = trial.mlflow_run_id.clone().unwrap();
+    // MLflow's value won, the report-only metric was kept, and the disagreement was said.
+    assert_ne!(trial.metrics["val_f1"], 0.5, "{trial:?}");
+    assert_eq!(trial.metrics["only_reported"], 7.0);
+    assert!(
+        event_notes(&w.env, "MetricsDisagree")
+            .iter()
+            .any(|n| n.contains("val_f1 is") && n.contains("and 0.5 in the termination message")),
+        "{:?}",
+        w.env.events()
+    );
+
+    // What MLflow holds, read over its REST API.
+    let http = crate::harness::http_client();
+    let get = |id: String| {
+        let url = format!("{}/api/2.0/mlflow/runs/get", w.uri);
+        let http = http.clone();
+        async move {
+            http.get(&url).query(&[("run_id", id)]).send().await.unwrap().json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let kv = |v: &serde_json::Value, field: &str| -> BTreeMap<String, serde_json::Value> {
+        v["run"]["data"][field]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| (e["key"].as_str().unwrap().to_string(), e["value"].clone()))
+            .collect()
+    };
+    let t = get(trial_run.clone()).await;
+    assert_eq!(kv(&t, "tags")["mlflow.parentRunId"], serde_json::json!(parent));
+    assert_eq!(t["run"]["info"]["status"], "FINISHED");
+    let metrics = kv(&t, "metrics");
+    assert_eq!(metrics["val_f1"].as_f64(), Some(trial.metrics["val_f1"]), "logged by the Job: {metrics:?}");
+    assert_eq!(metrics["only_reported"].as_f64(), Some(7.0), "logged by the operator: {metrics:?}");
+    let r = get(parent.clone()).await;
+    let tags = kv(&r, "tags");
+    assert_eq!(tags["champion.ml/trigger"], "manual");
+    assert_eq!(tags["champion.ml/dataset-version"], "full-r-0001");
+    assert_eq!(tags["champion.ml/decision"], "Promoted");
+    assert_eq!(tags["champion.ml/registered-version"], "2");
+    assert!(kv(&r, "metrics").contains_key("candidate.f1"), "{r}");
+    let v = mlflow(&w.uri).get_model_version(&w.model, "2").await.unwrap();
+    assert_eq!(v.run_id.as_deref(), Some(parent.as_str()), "the version links to the run");
+
+    // The Job got the contract's tracking variables.
+    let job = w.env.api::<Job>().get("retrain-r-0001-t0").await.unwrap();
+    let env: BTreeMap<String, String> = job.spec.unwrap().template.spec.unwrap().containers[0]
+        .env
+        .clone()
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.name, e.value.unwrap_or_default()))
+        .collect();
+    assert_eq!(env["MLFLOW_RUN_ID"], trial_run);
+    assert_eq!(env["MLFLOW_TRACKING_URI"], w.uri);
+    assert_eq!(env["MLFLOW_EXPERIMENT_ID"], run.mlflow_experiment_id.clone().unwrap());
 }

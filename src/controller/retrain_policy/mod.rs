@@ -5,7 +5,7 @@
 //! follows. It owns the Jobs and keeps them in a reflector cache, and watches ModelDeployments (a missing
 //! deployment that appears, the champion's location, a promoted candidate's rollout).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,6 +20,7 @@ use kube::{Resource, ResourceExt};
 
 mod observe;
 mod promote;
+mod track;
 
 use super::referencing::{RefersToDeployment, deployment_ready};
 use super::{
@@ -204,19 +205,42 @@ async fn reconcile(p: Arc<RetrainPolicy>, ctx: Arc<Context>, caches: Caches) -> 
     // The run under way.
     let champion = summary::champion_of(&md);
     let mut creates: Vec<Job> = Vec::new();
+    let tracker = match track::Tracker::of(&ctx).await {
+        Some(Ok(t)) => Some(t),
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "MLflow tracking is unavailable");
+            None
+        }
+        None => None,
+    };
+    let mut tracked_before: Option<(
+        crate::api::retrain_policy::RunRecord,
+        BTreeMap<String, crate::retrain::report::Metrics>,
+    )> = None;
     if let Some(r) = st.runs.first().filter(|r| r.decision == RunDecision::Running).cloned() {
         let observed = observe::jobs(&ctx, &caches.jobs, &p, &r).await?;
-        let step = run::step(&p.spec, &p.name_any(), &ns, &r, &observed, &champion, now);
+        let ended: Vec<String> =
+            observed.iter().filter(|(_, o)| !matches!(o, run::Observed::Active)).map(|(n, _)| n.clone()).collect();
+        let logged = match &tracker {
+            Some(t) if !ended.is_empty() => t.logged(&p, &r, &ended).await,
+            _ => BTreeMap::new(),
+        };
+        let mut step = run::step(&p.spec, &p.name_any(), &ns, &r, &observed, &logged, &champion, now);
+        let vars = match &tracker {
+            Some(t) if !step.start.is_empty() => t.open(&p, &mut step.run, &step.start, &mut events).await,
+            _ => BTreeMap::new(),
+        };
         for j in &step.start {
             let name = match j {
                 JobToStart::Trial { name, .. } | JobToStart::Evaluation { name } => name,
             };
             if !observed.contains_key(name) {
-                creates.push(jobs::build(&p, &step.run, j, None));
+                creates.push(jobs::build(&p, &step.run, j, vars.get(name)));
             }
         }
         events.extend(step.events);
         st.runs[0] = step.run;
+        tracked_before = Some((r, logged));
     }
     if let Some(r) = st
         .runs
@@ -245,7 +269,7 @@ async fn reconcile(p: Arc<RetrainPolicy>, ctx: Arc<Context>, caches: Caches) -> 
     if let Some(run_id) = promote_run {
         promote::request(&md, &champion, &mut st, &run_id, &mut events);
     }
-    if let Some(r) = st.runs.first_mut().filter(|r| r.stage == Some(RunStage::Promoting)) {
+    if let Some(r) = st.runs.iter_mut().find(|r| r.stage == Some(RunStage::Promoting)) {
         promote::register(&ctx, &p, &md, r, &mut events, now).await;
     }
     if let Some(md_status) = md.status.as_ref() {
@@ -254,6 +278,18 @@ async fn reconcile(p: Arc<RetrainPolicy>, ctx: Arc<Context>, caches: Caches) -> 
                 r.rollout = Some(rollout);
                 events.push(e);
             }
+        }
+    }
+
+    // What MLflow does not have yet, and the ends of the trials and runs that ended.
+    if let Some(t) = &tracker {
+        for after in &st.runs {
+            let Some(before) = current.runs.iter().find(|r| r.id == after.id) else { continue };
+            if before == after {
+                continue;
+            }
+            let logged = tracked_before.as_ref().filter(|(r, _)| r.id == after.id).map(|(_, l)| l.clone());
+            t.close(before, after, &logged.unwrap_or_default(), &p.name_any()).await;
         }
     }
 
