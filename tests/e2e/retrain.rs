@@ -643,3 +643,76 @@ async fn retrain_runs_are_tracked_in_mlflow_and_what_a_job_logged_wins_over_its_
     assert_eq!(env["MLFLOW_TRACKING_URI"], w.uri);
     assert_eq!(env["MLFLOW_EXPERIMENT_ID"], run.mlflow_experiment_id.clone().unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retrain_bad_input_and_outages_are_reported_and_nothing_is_lost() {
+    let Some(mut w) = World::new("rt-bad", false).await else { return };
+    // A template without containers: refused at apply, with the schema's message.
+    let no_containers = policy_yaml(&w.node, &w.models, &Policy { name: "empty", ..Policy::default() }).replacen(
+        "          containers:\n",
+        "          containers: []\n          unused:\n",
+        1,
+    );
+    let err = w.env.apply_yaml(&no_containers).unwrap_err();
+    assert!(err.contains("containers") && err.contains("should have at least 1 items"), "{err}");
+    // A ModelDeployment that does not exist: Ready=False with what to fix.
+    w.apply(&Policy { name: "orphan", md: "missing", ..Policy::default() });
+    let orphan = w
+        .env
+        .wait_for::<RetrainPolicy, _>("orphan", "DeploymentNotFound", RUN_T, |p| {
+            st(p).conditions.iter().any(|c| c.type_ == "Ready" && c.reason == "DeploymentNotFound")
+        })
+        .await;
+    let ready = st(&orphan).conditions.into_iter().find(|c| c.type_ == "Ready").unwrap();
+    assert!(ready.message.contains("ModelDeployment \"missing\" not found"), "{}", ready.message);
+
+    // Prometheus and MLflow both unreachable: the operator restarts with dead addresses for both.
+    w.env.kill_operator();
+    w.env
+        .start_operator_with_prometheus(
+            "http://127.0.0.1:9",
+            "mlflow:\n  trackingUri: \"http://127.0.0.1:9\"\n  pollInterval: 2s",
+        )
+        .await;
+    let triggers = "{checkInterval: 1s, metrics: [{name: drift, prometheus: {query: 'max(champion_e2e_feature_psi)'}, thresholdRange: {max: 0.2}}]}";
+    w.apply(&Policy { name: "watcher", triggers, ..Policy::default() });
+    let watcher = w
+        .env
+        .wait_for::<RetrainPolicy, _>("watcher", "TriggerUnavailable", RUN_T, |p| {
+            st(p).conditions.iter().any(|c| c.type_ == "Degraded" && c.reason == "TriggerUnavailable")
+        })
+        .await;
+    let degraded = st(&watcher).conditions.into_iter().find(|c| c.type_ == "Degraded").unwrap();
+    assert!(degraded.message.contains("trigger drift: the query failed"), "{}", degraded.message);
+    assert!(runs(&watcher).is_empty(), "no run from a query that failed");
+
+    // A run trains and evaluates untracked, and waits in Promoting while the registry is down.
+    w.apply(&Policy::default());
+    assert!(w.env.plugin(&["retrain", "retrain"]).status.success());
+    let waiting = w
+        .env
+        .wait_for::<RetrainPolicy, _>("retrain", "the promotion waits", RUN_T, |p| {
+            runs(p).first().is_some_and(|r| r.stage == Some(champion::api::retrain_policy::RunStage::Promoting))
+        })
+        .await;
+    let run = runs(&waiting)[0].clone();
+    assert!(run.tracking.as_deref().unwrap_or_default().starts_with("not tracked"), "{run:?}");
+    assert_eq!(run.decision, RunDecision::Running);
+    let promotion_failed = eventually("a PromotionFailed Event", RUN_T, || async {
+        event_notes(&w.env, "PromotionFailed").into_iter().find(|n| n.contains("promotion waits"))
+    })
+    .await;
+    assert!(promotion_failed.contains("the registry call failed"), "{promotion_failed}");
+    assert!(!event_notes(&w.env, "TrackingUnavailable").is_empty(), "the untracked run was said");
+    let c = mlflow(&w.uri);
+    assert_eq!(c.get_model_version_by_alias(&w.model, "champion").await.unwrap().version, "1", "nothing promoted");
+    let md = w.env.api::<ModelDeployment>().get("scorer").await.unwrap();
+    assert!(status(&md).candidate.is_none() && status(&md).stable.is_some(), "the champion keeps serving");
+
+    // MLflow is back (the operator's config names it again): the promotion completes, nothing was lost.
+    w.env.kill_operator();
+    w.env.start_operator_with(&format!("mlflow:\n  trackingUri: {:?}\n  pollInterval: 2s", w.uri)).await;
+    let run = w.run_ended("retrain", "r-0001").await;
+    assert_eq!(run.decision, RunDecision::Promoted, "{run:?}");
+    assert_eq!(c.get_model_version_by_alias(&w.model, "champion").await.unwrap().version, "2");
+}
