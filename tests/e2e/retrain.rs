@@ -45,6 +45,7 @@ struct Policy<'a> {
     /// Jobs on the host's network, so that they reach the test's MLflow on 127.0.0.1.
     host_network: bool,
     cooldown: &'a str,
+    history: i32,
     gates: &'a str,
     mode: &'a str,
     dataset_version: &'a str,
@@ -61,6 +62,7 @@ impl Default for Policy<'_> {
             backoff: 0,
             host_network: false,
             cooldown: "1s",
+            history: 10,
             gates: "[{metric: f1, minAbsoluteChange: 0.01}, {metric: false_positive_rate, goal: minimize, maxAbsoluteChange: 0.02}]",
             mode: "auto",
             dataset_version: "full-{{run}}",
@@ -118,7 +120,9 @@ spec:
         template:
           spec:
 {eval}  promotion: {{mode: {mode}}}
+  historyLimit: {history}
 "#,
+        history = p.history,
         name = p.name,
         md = p.md,
         version = p.dataset_version,
@@ -337,6 +341,12 @@ async fn retrain_drift_held_for_its_duration_starts_exactly_one_run_and_promotes
             .any(|n| n.contains("run r-0001 started by trigger feature-drift at 0.31"))
     );
     assert!(event_notes(&w.env, "CandidatePromoted").iter().any(|n| n.contains("registered as version 2")));
+    let (_, metrics) = crate::harness::http_get(&w.env.metrics_url()).await;
+    assert!(
+        metrics.contains(r#"champion_retrain_runs_total{outcome="Promoted",trigger="feature-drift"} 1"#),
+        "{}",
+        metrics.lines().filter(|l| l.contains("retrain")).collect::<Vec<_>>().join("\n")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -492,6 +502,7 @@ async fn retrain_a_failing_job_is_retried_then_fails_the_run_and_a_garbled_repor
     let mut p = Policy {
         train_env: "{name: FAIL_WITH, value: \"the feature store is unreachable\"}",
         backoff: 1,
+        history: 1,
         ..Policy::default()
     };
     w.apply(&p);
@@ -513,6 +524,15 @@ async fn retrain_a_failing_job_is_retried_then_fails_the_run_and_a_garbled_repor
     let run = w.run_ended("retrain", "r-0002").await;
     assert_eq!(run.decision, RunDecision::Failed, "{run:?}");
     assert!(run.reason.as_deref().unwrap().contains("the report is not JSON"), "{run:?}");
+    // historyLimit 1: the first run left the history, and its Jobs went with it.
+    let pol = w.env.api::<RetrainPolicy>().get("retrain").await.unwrap();
+    assert_eq!(runs(&pol).iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["r-0002"]);
+    let api: Api<Job> = w.env.api();
+    let first = ListParams::default().labels("champion.ml/run=r-0001");
+    eventually("the Jobs of r-0001 are deleted", RUN_T, || async {
+        api.list(&first).await.unwrap().items.iter().all(|j| j.metadata.deletion_timestamp.is_some()).then_some(())
+    })
+    .await;
     assert_eq!(w.versions().await, vec!["1".to_string()], "nothing was registered");
     assert_eq!(mlflow(&w.uri).get_model_version_by_alias(&w.model, "champion").await.unwrap().version, "1");
 }
