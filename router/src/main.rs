@@ -65,10 +65,17 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    // One thread (the flag, or a process pinned to one CPU): the current-thread scheduler, cheaper than a
+    // work-stealing pool of one.
+    let threads = flags.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let mut runtime = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
     runtime.enable_all();
-    if let Some(n) = flags.threads {
-        runtime.worker_threads(n.max(1));
+    if threads > 1 {
+        runtime.worker_threads(threads);
     }
     let runtime = match runtime.build() {
         Ok(r) => r,

@@ -220,13 +220,24 @@ async fn a_shadow_that_hangs_or_is_down_never_holds_the_live_answer() {
     })
     .await
     .expect("three copies reach the hanging shadow");
-    r.wait_metric(
-        "champion_router_shadow_comparisons_total",
-        &[("shadow", "down"), ("outcome", "shadow_failed")],
-        20.0,
-    )
-    .await;
-    r.wait_metric("champion_router_shadow_responses_total", &[("shadow", "down"), ("class", "failed")], 20.0).await;
+    // The dead shadow: each copy fails, until five in a row take it as down for a second (copies dropped, counted).
+    eventually(|| {
+        let r = &r;
+        async move {
+            let failed = r
+                .metric("champion_router_shadow_comparisons_total", &[("shadow", "down"), ("outcome", "shadow_failed")])
+                .await;
+            let held = r
+                .metric("champion_router_mirror_dropped_total", &[("shadow", "down"), ("reason", "shadow_down")])
+                .await;
+            failed >= 5.0 && failed + held == 20.0
+        }
+    })
+    .await
+    .expect("every copy to the dead shadow is either failed or held back");
+    assert!(
+        r.metric("champion_router_mirror_dropped_total", &[("shadow", "down"), ("reason", "shadow_down")]).await > 0.0
+    );
     assert_eq!(r.metric("champion_router_shadow_agreement_ratio", &[("shadow", "down")]).await, 0.0);
     // Released, the three copies are compared and free their slots.
     release.notify_waiters();

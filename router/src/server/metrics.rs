@@ -19,7 +19,7 @@ pub struct Metrics {
     upstream_failures: IntCounterVec,
     /// Copies sent to shadows, by shadow.
     pub mirrored: IntCounterVec,
-    /// Copies not sent, by shadow and reason (`concurrency`, `body_size`, `incomplete_body`).
+    /// Copies not sent, by shadow and reason (`concurrency`, `shadow_down`, `body_size`, `incomplete_body`).
     pub mirror_dropped: IntCounterVec,
     /// Shadow answers by shadow and class (`2xx`..`5xx`, or `failed` for no answer).
     pub shadow_responses: IntCounterVec,
@@ -166,7 +166,7 @@ impl Metrics {
             mirror_dropped: counter_vec(
                 &r,
                 "champion_router_mirror_dropped_total",
-                "Request copies not sent to a shadow, by reason (concurrency, body_size, incomplete_body)",
+                "Request copies not sent to a shadow, by reason (concurrency, shadow_down, body_size, incomplete_body)",
                 &["shadow", "reason"],
             ),
             shadow_responses: counter_vec(

@@ -125,6 +125,11 @@ impl Copy {
         .ok()
         .flatten();
         let latency = started.elapsed().as_secs_f64();
+        if answer.is_some() {
+            shadow.breaker.answered();
+        } else {
+            shadow.breaker.failed();
+        }
         let class = answer.as_ref().map_or("failed", |(s, _)| status_class(*s));
         metrics.shadow_responses.with_label_values(&[name, class]).inc();
 

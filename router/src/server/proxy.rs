@@ -76,6 +76,10 @@ async fn proxy(state: Arc<State>, routing: Arc<Routing>, req: Request<Incoming>)
         if !shadow.sampler.hit() {
             continue;
         }
+        if shadow.breaker.is_open() {
+            state.metrics.mirror_dropped.with_label_values(&[&shadow.name, "shadow_down"]).inc();
+            continue;
+        }
         if body_len.is_some_and(|n| n > shadow.max_body as u64) {
             state.metrics.mirror_dropped.with_label_values(&[&shadow.name, "body_size"]).inc();
             continue;

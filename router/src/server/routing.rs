@@ -2,8 +2,9 @@
 //! shadows' samplers and concurrency caps, the metric handles. A reload builds a new one and swaps it in whole.
 
 use std::str::FromStr;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use http::HeaderMap;
 use http::header::HeaderName;
@@ -45,6 +46,52 @@ pub struct ShadowBackend {
     pub max_body: usize,
     /// How long a copy may take, answer and comparison included.
     pub timeout: Duration,
+    /// Stops copies for a while to a shadow that gives no answers.
+    pub breaker: Breaker,
+}
+
+/// Consecutive copies without an answer (refused, reset, timed out) after which a shadow is taken as down.
+const DOWN_AFTER: u32 = 5;
+/// How long a shadow taken as down gets no copies; then copies are tried again.
+const DOWN_FOR: Duration = Duration::from_secs(1);
+
+/// A circuit breaker for one shadow, so a shadow that is down costs a connection attempt per second, not per request.
+#[derive(Debug, Default)]
+pub struct Breaker {
+    failures: AtomicU32,
+    open_until_ms: AtomicU64,
+}
+
+fn now_ms() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
+
+impl Breaker {
+    /// Whether copies are held back now.
+    pub fn is_open(&self) -> bool {
+        self.is_open_at(now_ms())
+    }
+
+    /// The shadow answered (whatever the status).
+    pub fn answered(&self) {
+        self.failures.store(0, Ordering::Relaxed);
+    }
+
+    /// The shadow gave no answer.
+    pub fn failed(&self) {
+        self.failed_at(now_ms());
+    }
+
+    fn is_open_at(&self, now_ms: u64) -> bool {
+        now_ms < self.open_until_ms.load(Ordering::Relaxed)
+    }
+
+    fn failed_at(&self, now_ms: u64) {
+        if self.failures.fetch_add(1, Ordering::Relaxed) + 1 >= DOWN_AFTER {
+            self.open_until_ms.store(now_ms + DOWN_FOR.as_millis() as u64, Ordering::Relaxed);
+        }
+    }
 }
 
 /// The comparison of shadow and live answers.
@@ -129,6 +176,7 @@ impl Routing {
                     max_concurrency: s.max_concurrency,
                     max_body: usize::try_from(s.max_body_bytes).unwrap_or(usize::MAX),
                     timeout: Duration::from_millis(s.timeout_ms),
+                    breaker: Breaker::default(),
                 }))
             })
             .collect::<Result<Vec<_>, String>>()?;
@@ -162,5 +210,30 @@ impl Routing {
             return i;
         }
         self.split.pick()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shadow_without_answers_is_held_back_for_a_while_then_tried_again() {
+        let b = Breaker::default();
+        for _ in 1..DOWN_AFTER {
+            b.failed_at(1000);
+        }
+        assert!(!b.is_open_at(1000), "a few failures are not enough");
+        b.answered();
+        for _ in 1..DOWN_AFTER {
+            b.failed_at(1000);
+        }
+        assert!(!b.is_open_at(1000), "an answer starts the count again");
+        b.failed_at(1000);
+        assert!(b.is_open_at(1000) && b.is_open_at(1999));
+        assert!(!b.is_open_at(2000), "tried again after DOWN_FOR");
+        // Still failing: the next failure opens it again at once.
+        b.failed_at(2000);
+        assert!(b.is_open_at(2500));
     }
 }
