@@ -32,7 +32,6 @@ WORK=$(mktemp -d /tmp/champion-router-bench.XXXXXX)
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
 }
 trap cleanup EXIT
 
@@ -51,12 +50,14 @@ error_log $WORK/nginx/error.log warn;
 events { worker_connections 4096; }
 http {
   access_log off;
+  # nginx closes a client or upstream connection after 1,000 requests by default; the routers never do.
+  keepalive_requests 1000000;
   client_body_temp_path $WORK/nginx/body;
   proxy_temp_path $WORK/nginx/proxy;
   fastcgi_temp_path $WORK/nginx/fastcgi;
   uwsgi_temp_path $WORK/nginx/uwsgi;
   scgi_temp_path $WORK/nginx/scgi;
-  upstream model { server 127.0.0.1:18081; keepalive 64; }
+  upstream model { server 127.0.0.1:18081; keepalive 64; keepalive_requests 1000000; }
   server {
     listen 127.0.0.1:18090;
     listen 127.0.0.1:18091 http2;
@@ -197,6 +198,7 @@ for r in ("mirror-slow", "mirror-down"):
     m = open(f"{work}/{r}.metrics").read()
     print(f"- {r}: live requests {metric(m, 'champion_router_requests_total'):.0f}, copies sent {metric(m, 'champion_router_mirror_requests_total'):.0f}, "
           f"dropped at the cap {metric(m, 'champion_router_mirror_dropped_total', reason='concurrency'):.0f}, "
+          f"held back as down {metric(m, 'champion_router_mirror_dropped_total', reason='shadow_down'):.0f}, "
           f"compared agree {metric(m, 'champion_router_shadow_comparisons_total', outcome='agree'):.0f}, "
           f"shadow failed {metric(m, 'champion_router_shadow_comparisons_total', outcome='shadow_failed'):.0f}")
 print("\n## Router RSS (MiB)\n")

@@ -8,6 +8,8 @@
 //! The modules `config`, `compare`, `split` and `window` are pure and always built; the operator uses `config` to
 //! write the router's ConfigMap. The proxy (`server`) is behind the default feature `server`.
 
+#![warn(missing_docs)]
+
 pub mod compare;
 pub mod config;
 pub mod split;
