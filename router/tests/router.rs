@@ -422,7 +422,9 @@ async fn an_invalid_file_at_start_is_unready_until_fixed() {
     let a = named("a", json!({})).await;
     let r = TestRouter::start("backends: []\n").await;
     let client = h1();
-    assert_eq!(get(&client, &r.url("/"), &[]).await.0, 503);
+    let (status, headers, _) = get(&client, &r.url("/"), &[]).await;
+    assert_eq!(status, 503);
+    assert!(headers.contains_key("x-prediction-id"), "even a 503 carries its prediction ID");
     let (status, _, body) = get(&client, &r.admin("/readyz"), &[]).await;
     assert_eq!(status, 503);
     assert!(String::from_utf8_lossy(&body).contains("at least one backend"));

@@ -38,7 +38,11 @@ pub async fn serve(state: Arc<State>, req: Request<Incoming>) -> Result<Response
         return Ok(feedback::handle(&state, req).await.map(Either::Right));
     }
     let Some(routing) = state.routing.load_full() else {
-        return Ok(plain(StatusCode::SERVICE_UNAVAILABLE, "champion-router has no valid configuration yet\n"));
+        let mut r = plain(StatusCode::SERVICE_UNAVAILABLE, "champion-router has no valid configuration yet\n");
+        if let Ok(id) = HeaderValue::from_str(&prediction_id(req.headers(), SystemTime::now())) {
+            r.headers_mut().insert(PREDICTION_ID, id);
+        }
+        return Ok(r);
     };
     Ok(proxy(state, routing, req).await)
 }
