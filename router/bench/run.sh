@@ -1,0 +1,213 @@
+#!/usr/bin/env bash
+# The champion-router benchmark (issue 11, item 6); the figures and how to read them are in docs/router-benchmark.md.
+#
+# Load generator oha (cached in ~/.cache/champion/tools, never in the repo) pinned to one core; the proxies and the
+# trivial upstream pinned to the other. Targets: direct to the upstream, nginx (one worker), champion-router, and
+# champion-router mirroring 100% to a shadow that sleeps 200 ms or to one that is down. A warm-up, then RUNS
+# interleaved runs (the order rotated each round), medians reported.
+#
+#   router/bench/run.sh            # everything, ~15 minutes
+#   RUNS=1 DURATION=3s router/bench/run.sh   # a quick look
+#
+# Needs: nginx (apt-get install -y nginx-light), taskset, python3, curl; two or more CPUs.
+set -euo pipefail
+
+ROOT=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
+TOOLS=${CHAMPION_TOOLS:-$HOME/.cache/champion/tools}
+OHA=$TOOLS/bin/oha
+RATE=${RATE:-2000}
+DURATION=${DURATION:-8s}
+CLOSED_DURATION=${CLOSED_DURATION:-5s}
+RUNS=${RUNS:-5}
+LOAD_CPU=${LOAD_CPU:-0}
+SERVER_CPU=${SERVER_CPU:-1}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+BIN=$CARGO_TARGET_DIR/release
+
+[ -x "$OHA" ] || nice -n 19 cargo install oha --locked --root "$TOOLS"
+command -v nginx >/dev/null || { echo "nginx is missing: apt-get install -y nginx-light" >&2; exit 1; }
+(cd "$ROOT" && nice -n 19 cargo build --release -q -p champion-router --bins --examples)
+
+WORK=$(mktemp -d /tmp/champion-router-bench.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+# Ports: upstream 18081, slow shadow 18082, down shadow 18083 (nothing listens), nginx 18090 (HTTP/1.1) and 18091
+# (h2c), routers 1810x with their admin ports 1820x.
+# Started directly in the background (no shell function), so $! is the process itself.
+taskset -c "$SERVER_CPU" "$BIN/examples/bench_upstream" 127.0.0.1:18081 & PIDS+=($!)
+taskset -c "$SERVER_CPU" "$BIN/examples/bench_upstream" 127.0.0.1:18082 200 & PIDS+=($!)
+
+mkdir -p "$WORK/nginx"
+cat > "$WORK/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  # nginx closes a client or upstream connection after 1,000 requests by default; the routers never do.
+  keepalive_requests 1000000;
+  client_body_temp_path $WORK/nginx/body;
+  proxy_temp_path $WORK/nginx/proxy;
+  fastcgi_temp_path $WORK/nginx/fastcgi;
+  uwsgi_temp_path $WORK/nginx/uwsgi;
+  scgi_temp_path $WORK/nginx/scgi;
+  upstream model { server 127.0.0.1:18081; keepalive 64; keepalive_requests 1000000; }
+  server {
+    listen 127.0.0.1:18090;
+    listen 127.0.0.1:18091 http2;
+    location / { proxy_pass http://model; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+EOF
+taskset -c "$SERVER_CPU" nginx -p "$WORK/nginx" -c "$WORK/nginx.conf" -e "$WORK/nginx/error.log" & PIDS+=($!)
+
+router() { # name port admin-port config
+  printf '%s\n' "$4" > "$WORK/$1.yaml"
+  taskset -c "$SERVER_CPU" "$BIN/champion-router" --config "$WORK/$1.yaml" --listen "127.0.0.1:$2" --admin-listen "127.0.0.1:$3" \
+    > /dev/null 2> "$WORK/$1.err" &
+  PIDS+=($!)
+  echo $! > "$WORK/$1.pid"
+}
+LIVE='backends: [{name: stable, address: "127.0.0.1:18081", weight: 1, modelVersion: "1"}]'
+COMPARE='comparison: {path: predictions.0, mode: numeric, tolerance: 0.01}'
+router plain 18100 18200 "$LIVE"
+router mirror-slow 18101 18201 "$LIVE
+shadows: [{name: candidate, address: \"127.0.0.1:18082\", mirrorPercent: 100}]
+$COMPARE"
+router mirror-down 18102 18202 "$LIVE
+shadows: [{name: candidate, address: \"127.0.0.1:18083\", mirrorPercent: 100}]
+$COMPARE"
+router split 18103 18203 'backends:
+- {name: stable, address: "127.0.0.1:18081", weight: 90}
+- {name: candidate, address: "127.0.0.1:18081", weight: 10}'
+
+for port in 18081 18082 18090 18091 18200 18201 18202 18203; do
+  for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+done
+
+declare -A URL=(
+  [direct]=http://127.0.0.1:18081/v1/predict [nginx]=http://127.0.0.1:18090/v1/predict
+  [router]=http://127.0.0.1:18100/v1/predict [router-mirror-slow]=http://127.0.0.1:18101/v1/predict
+  [router-mirror-down]=http://127.0.0.1:18102/v1/predict
+  [h2-direct]=http://127.0.0.1:18081/v1/predict [h2-nginx]=http://127.0.0.1:18091/v1/predict
+  [h2-router]=http://127.0.0.1:18100/v1/predict [h2-router-mirror-slow]=http://127.0.0.1:18101/v1/predict
+  [h2-router-mirror-down]=http://127.0.0.1:18102/v1/predict
+)
+TARGETS=(direct nginx router router-mirror-slow router-mirror-down h2-direct h2-nginx h2-router h2-router-mirror-slow h2-router-mirror-down)
+CLOSED=(direct nginx router router-mirror-slow router-mirror-down h2-nginx h2-router)
+BODY='{"instances":[[0.1,0.2,0.3,0.4]]}'
+
+oha() { # target out-file extra-args...
+  local target=$1 out=$2; shift 2
+  local proto=(-c 16)
+  [[ $target == h2-* ]] && proto=(--http2 -c 2 -p 8)
+  taskset -c "$LOAD_CPU" "$OHA" --no-tui --output-format json -m POST -T application/json -d "$BODY" \
+    "${proto[@]}" "$@" "${URL[$target]}" > "$out"
+}
+
+rss_sampler() { # pid file
+  while kill -0 "$1" 2>/dev/null; do grep VmRSS "/proc/$1/status" | awk '{print $2}'; sleep 0.5; done > "$2"
+}
+rss_sampler "$(cat "$WORK/plain.pid")" "$WORK/rss-plain.kb" & PIDS+=($!)
+rss_sampler "$(cat "$WORK/mirror-slow.pid")" "$WORK/rss-mirror-slow.kb" & PIDS+=($!)
+
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "warm-up" >&2
+for t in "${TARGETS[@]}"; do oha "$t" /dev/null -z 2s -q "$RATE" --latency-correction; done
+mkdir -p "$WORK/fixed" "$WORK/closed"
+for run in $(seq "$RUNS"); do
+  n=${#TARGETS[@]}
+  for i in $(seq 0 $((n - 1))); do
+    t=${TARGETS[$(((i + run) % n))]}
+    echo "run $run/$RUNS: $t at $RATE rps" >&2
+    oha "$t" "$WORK/fixed/$t.$run.json" -z "$DURATION" -q "$RATE" --latency-correction
+  done
+  n=${#CLOSED[@]}
+  for i in $(seq 0 $((n - 1))); do
+    t=${CLOSED[$(((i + run) % n))]}
+    echo "run $run/$RUNS: $t closed loop" >&2
+    oha "$t" "$WORK/closed/$t.$run.json" -z "$CLOSED_DURATION"
+  done
+done
+
+echo "split: 10,000 requests at 90/10" >&2
+taskset -c "$LOAD_CPU" "$OHA" --no-tui --output-format quiet -n 10000 -c 16 -m POST -d "$BODY" http://127.0.0.1:18103/v1/predict
+curl -s http://127.0.0.1:18203/metrics > "$WORK/split.metrics"
+for r in mirror-slow mirror-down; do curl -s "http://127.0.0.1:1820$([ $r = mirror-slow ] && echo 1 || echo 2)/metrics" > "$WORK/$r.metrics"; done
+for r in plain mirror-slow mirror-down split; do grep VmRSS "/proc/$(cat "$WORK/$r.pid")/status" | awk '{print $2}' > "$WORK/rss-end-$r.kb"; done
+
+echo "## Machine"
+echo
+echo "- nproc: $(nproc); CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); kernel: $(uname -r)"
+echo "- load average (1/5/15 min) before: $LOAD_BEFORE; after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "- oha $("$OHA" --version | awk '{print $2}'), $(nginx -v 2>&1 | cut -d: -f2 | xargs), load on CPU $LOAD_CPU, servers on CPU $SERVER_CPU"
+echo
+python3 - "$WORK" "$RATE" <<'EOF'
+import glob, json, os, re, statistics, sys
+work, rate = sys.argv[1], sys.argv[2]
+def load(kind):
+    out = {}
+    for f in sorted(glob.glob(f"{work}/{kind}/*.json")):
+        t = os.path.basename(f).rsplit(".", 2)[0]
+        out.setdefault(t, []).append(json.load(open(f)))
+    return out
+ms = lambda s: s * 1000
+fixed, closed = load("fixed"), load("closed")
+print(f"## Fixed rate {rate} rps, latency-corrected (medians of {len(next(iter(fixed.values())))} runs; ms)\n")
+print("| target | p50 | p90 | p99 | success | runs p50 |")
+print("|---|---|---|---|---|---|")
+med = {}
+for t, runs in fixed.items():
+    p = lambda k: statistics.median(ms(r["latencyPercentiles"][k]) for r in runs)
+    med[t] = (p("p50"), p("p90"), p("p99"))
+    ok = min(r["summary"]["successRate"] for r in runs)
+    each = " ".join(f"{ms(r['latencyPercentiles']['p50']):.3f}" for r in runs)
+    print(f"| {t} | {med[t][0]:.3f} | {med[t][1]:.3f} | {med[t][2]:.3f} | {ok:.4f} | {each} |")
+print("\n## Added over direct and over nginx (ms, medians)\n")
+print("| target | +p50 vs direct | +p90 vs direct | p50 vs nginx | p90 vs nginx |")
+print("|---|---|---|---|---|")
+for t in med:
+    h2 = t.startswith("h2-")
+    d, n = med["h2-direct" if h2 else "direct"], med["h2-nginx" if h2 else "nginx"]
+    print(f"| {t} | {med[t][0]-d[0]:+.3f} | {med[t][1]-d[1]:+.3f} | {med[t][0]-n[0]:+.3f} | {med[t][1]-n[1]:+.3f} |")
+print("\n## Closed loop throughput (medians; requests/s)\n")
+print("| target | rps | ratio to nginx (same protocol) | runs |")
+print("|---|---|---|---|")
+rps = {t: statistics.median(r["summary"]["requestsPerSec"] for r in runs) for t, runs in closed.items()}
+for t, v in rps.items():
+    n = rps.get("h2-nginx" if t.startswith("h2-") else "nginx")
+    each = " ".join(f"{r['summary']['requestsPerSec']:.0f}" for r in closed[t])
+    print(f"| {t} | {v:.0f} | {v / n:.2f} | {each} |")
+def metric(text, name, **labels):
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+split = open(f"{work}/split.metrics").read()
+s, c = metric(split, "champion_router_requests_total", variant="stable"), metric(split, "champion_router_requests_total", variant="candidate")
+print(f"\n## Split over 10,000 requests, weights 90/10\n\nstable {s:.0f} ({100*s/(s+c):.2f}%), candidate {c:.0f} ({100*c/(s+c):.2f}%)")
+print("\n## Mirroring counters (whole benchmark)\n")
+for r in ("mirror-slow", "mirror-down"):
+    m = open(f"{work}/{r}.metrics").read()
+    print(f"- {r}: live requests {metric(m, 'champion_router_requests_total'):.0f}, copies sent {metric(m, 'champion_router_mirror_requests_total'):.0f}, "
+          f"dropped at the cap {metric(m, 'champion_router_mirror_dropped_total', reason='concurrency'):.0f}, "
+          f"held back as down {metric(m, 'champion_router_mirror_dropped_total', reason='shadow_down'):.0f}, "
+          f"compared agree {metric(m, 'champion_router_shadow_comparisons_total', outcome='agree'):.0f}, "
+          f"shadow failed {metric(m, 'champion_router_shadow_comparisons_total', outcome='shadow_failed'):.0f}")
+print("\n## Router RSS (MiB)\n")
+for r in ("plain", "mirror-slow"):
+    vals = [int(x) for x in open(f"{work}/rss-{r}.kb").read().split()]
+    print(f"- {r}: peak {max(vals)/1024:.1f} during the runs, {int(open(f'{work}/rss-end-{r}.kb').read())/1024:.1f} at the end")
+EOF
+echo >&2
+echo "raw results in $WORK" >&2
+trap - EXIT
+cleanup
+wait 2>/dev/null || true

@@ -1,0 +1,122 @@
+//! Prediction IDs (UUIDv7: the millisecond time first, so IDs sort by time, then 74 random bits) and timestamps.
+
+use std::cell::Cell;
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use http::HeaderMap;
+
+/// The header that carries the prediction ID, in and out.
+pub const PREDICTION_ID: &str = "x-prediction-id";
+
+thread_local! {
+    static STATE: Cell<u64> = Cell::new(seed());
+}
+
+/// A per-thread seed from the standard library's randomly keyed hasher (keys from the OS).
+fn seed() -> u64 {
+    let mut h = RandomState::new().build_hasher();
+    h.write_u64(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0));
+    h.finish()
+}
+
+/// SplitMix64: fast, and plenty for IDs that only need to be unique.
+fn next_random() -> u64 {
+    STATE.with(|s| {
+        let z = s.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
+        s.set(z);
+        let z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        let z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    })
+}
+
+/// A new UUIDv7, as 36 characters of lower-case hex and dashes.
+pub fn new_id(now: SystemTime) -> String {
+    let ms = now.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0) & 0xffff_ffff_ffff;
+    let (a, b) = (next_random(), next_random());
+    let hi = (ms << 16) | 0x7000 | (a & 0x0fff);
+    let lo = (b & 0x3fff_ffff_ffff_ffff) | 0x8000_0000_0000_0000;
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        hi >> 32,
+        (hi >> 16) & 0xffff,
+        hi & 0xffff,
+        lo >> 48,
+        lo & 0xffff_ffff_ffff
+    )
+}
+
+/// The client's prediction ID when it sent a usable one (1 to 128 visible ASCII characters), else a new one.
+pub fn prediction_id(headers: &HeaderMap, now: SystemTime) -> String {
+    match headers.get(PREDICTION_ID).map(|v| v.as_bytes()) {
+        Some(v) if !v.is_empty() && v.len() <= 128 && v.iter().all(|b| (0x21..=0x7e).contains(b)) => {
+            String::from_utf8_lossy(v).into_owned()
+        }
+        _ => new_id(now),
+    }
+}
+
+/// RFC 3339 in UTC with milliseconds: `2026-05-01T12:00:00.123Z`.
+pub fn rfc3339(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::time::Duration;
+
+    use http::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn ids_are_uuid_v7_and_unique() {
+        let now = UNIX_EPOCH + Duration::from_millis(0x0190_0000_0001);
+        let ids: HashSet<String> = (0..10_000).map(|_| new_id(now)).collect();
+        assert_eq!(ids.len(), 10_000);
+        let id = new_id(now);
+        assert_eq!(id.len(), 36);
+        assert!(id.starts_with("01900000-0001-7"), "{id}");
+        assert!(matches!(id.as_bytes()[19], b'8' | b'9' | b'a' | b'b'), "{id}");
+    }
+
+    #[test]
+    fn a_client_id_is_kept_when_usable() {
+        let now = SystemTime::now();
+        let mut h = HeaderMap::new();
+        h.insert(PREDICTION_ID, HeaderValue::from_static("order-42"));
+        assert_eq!(prediction_id(&h, now), "order-42");
+        h.insert(PREDICTION_ID, HeaderValue::from_static("has space"));
+        assert_ne!(prediction_id(&h, now), "has space");
+        assert_eq!(prediction_id(&HeaderMap::new(), now).len(), 36);
+    }
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_millis(1_709_210_096_789)), "2024-02-29T12:34:56.789Z");
+        assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400)), "2000-02-29T00:00:00.000Z");
+    }
+}
