@@ -3,7 +3,8 @@
 #
 #   1. build the pinned Kubernetes binaries (tests/cluster/build-bins.sh; cached in ~/.cache/champion/k8s)
 #   2. cargo build --bins
-#   3. cargo test --no-fail-fast       (unit, mock-API-server, examples and CRD tests)
+#   3. cargo test --workspace --no-fail-fast   (unit, mock-API-server, examples and CRD tests; the router
+#                                       crate's unit and integration tests)
 #   4. build the end-to-end tests      (cargo test --features e2e --test e2e --no-run)
 #   5. start a cluster                 (tests/cluster/up.sh in a fresh temporary folder)
 #   6. start the real node             (tests/cluster/node-up.sh: kubelet, containerd, CNI, kube-proxy; installs
@@ -167,7 +168,7 @@ trap 'exit 143' TERM HUP
 phase "build Kubernetes binaries (build-bins.sh)" build_bins
 phase "cargo build --bins" cargo build --bins
 if [[ ${SKIP_UNIT:-0} != 1 ]]; then
-  phase "cargo test (unit, mock, examples, crds)" cargo test --no-fail-fast
+  phase "cargo test (unit, mock, examples, crds, router)" cargo test --workspace --no-fail-fast
 fi
 phase "build e2e tests" cargo test --features e2e --test e2e --no-run
 phase "start cluster (up.sh)" start_cluster

@@ -9,7 +9,7 @@
 #   router/bench/run.sh            # everything, ~15 minutes
 #   RUNS=1 DURATION=3s router/bench/run.sh   # a quick look
 #
-# Needs: nginx (apt-get install -y nginx-light), taskset, python3, curl; two or more CPUs.
+# Needs: taskset, python3, curl, two or more CPUs; installs nginx-light with apt-get when nginx is missing.
 set -euo pipefail
 
 ROOT=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
@@ -25,7 +25,11 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=$CARGO_TARGET_DIR/release
 
 [ -x "$OHA" ] || nice -n 19 cargo install oha --locked --root "$TOOLS"
-command -v nginx >/dev/null || { echo "nginx is missing: apt-get install -y nginx-light" >&2; exit 1; }
+if ! command -v nginx >/dev/null; then
+  echo "installing nginx-light (apt-get)" >&2
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light; } >&2 ||
+    { echo "nginx is missing and apt-get could not install nginx-light" >&2; exit 1; }
+fi
 (cd "$ROOT" && nice -n 19 cargo build --release -q -p champion-router --bins --examples)
 
 WORK=$(mktemp -d /tmp/champion-router-bench.XXXXXX)
