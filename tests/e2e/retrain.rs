@@ -45,6 +45,8 @@ struct Policy<'a> {
     /// Jobs on the host's network, so that they reach the test's MLflow on 127.0.0.1.
     host_network: bool,
     cooldown: &'a str,
+    /// `Forbid` or `Replace`.
+    concurrency: &'a str,
     history: i32,
     gates: &'a str,
     mode: &'a str,
@@ -62,6 +64,7 @@ impl Default for Policy<'_> {
             backoff: 0,
             host_network: false,
             cooldown: "1s",
+            concurrency: "Forbid",
             history: 10,
             gates: "[{metric: f1, minAbsoluteChange: 0.01}, {metric: false_positive_rate, goal: minimize, maxAbsoluteChange: 0.02}]",
             mode: "auto",
@@ -104,6 +107,7 @@ metadata: {{name: {name}}}
 spec:
   deploymentRef: {{name: {md}}}
 {triggers}  cooldown: {cooldown}
+  concurrencyPolicy: {concurrency}
   dataset: {{uri: "builtin:breast_cancer", version: "{version}"}}
   training:
     modelOutputUri: "pvc://models/{{{{policy}}}}/{{{{run}}}}/trial-{{{{trial}}}}"
@@ -129,6 +133,7 @@ spec:
         search = p.search,
         backoff = p.backoff,
         cooldown = p.cooldown,
+        concurrency = p.concurrency,
         gates = p.gates,
         mode = p.mode,
     )
@@ -735,4 +740,56 @@ async fn retrain_bad_input_and_outages_are_reported_and_nothing_is_lost() {
     let run = w.run_ended("retrain", "r-0001").await;
     assert_eq!(run.decision, RunDecision::Promoted, "{run:?}");
     assert_eq!(c.get_model_version_by_alias(&w.model, "champion").await.unwrap().version, "2");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retrain_concurrency_policy_replace_cancels_the_run_under_way_and_forbid_drops_the_firing() {
+    let Some(w) = World::new("rt-replace", false).await else { return };
+    let api: Api<Job> = w.env.api();
+    let run_jobs = |id: &str| ListParams::default().labels(&format!("champion.ml/run={id}"));
+    // Forbid: a request during a run is dropped, with an Event that says why.
+    let mut p = Policy { train_env: "{name: TRAIN_SECONDS, value: \"30\"}", ..Policy::default() };
+    w.apply(&p);
+    assert!(w.env.plugin(&["retrain", "retrain"]).status.success());
+    eventually("r-0001's Job", RUN_T, || async {
+        api.list(&run_jobs("r-0001")).await.unwrap().items.into_iter().next()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(w.env.plugin(&["retrain", "retrain"]).status.success());
+    let dropped = eventually("a TriggerDropped Event", RUN_T, || async {
+        event_notes(&w.env, "TriggerDropped").into_iter().next()
+    })
+    .await;
+    assert!(dropped.contains("run r-0001 is under way and concurrencyPolicy is Forbid"), "{dropped}");
+    let pol = w.env.api::<RetrainPolicy>().get("retrain").await.unwrap();
+    assert_eq!(st(&pol).runs_started, Some(1));
+
+    // Replace: the next request stops r-0001 (Cancelled, its Jobs deleted) and starts r-0002.
+    p.concurrency = "Replace";
+    p.train_env = "{name: TRAIN_SECONDS, value: \"1\"}";
+    w.apply(&p);
+    assert!(w.env.plugin(&["retrain", "retrain"]).status.success());
+    let first = w.run_ended("retrain", "r-0001").await;
+    assert_eq!(first.decision, RunDecision::Cancelled, "{first:?}");
+    assert!(
+        first
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("replaced by a new run (trigger manual; concurrencyPolicy is Replace)")
+    );
+    eventually("r-0001's Jobs are deleted", RUN_T, || async {
+        api.list(&run_jobs("r-0001"))
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .all(|j| j.metadata.deletion_timestamp.is_some())
+            .then_some(())
+    })
+    .await;
+    let second = w.run_ended("retrain", "r-0002").await;
+    assert_eq!(second.decision, RunDecision::Promoted, "{second:?}");
+    assert!(event_notes(&w.env, "RunCancelled").iter().any(|n| n.starts_with("run r-0001: replaced")));
 }
