@@ -87,6 +87,13 @@ pub struct Transition {
     pub message: String,
 }
 
+impl Transition {
+    /// A Transition with the given kind, reason and message.
+    pub fn new(warning: bool, reason: &str, message: impl Into<String>) -> Self {
+        Self { warning, reason: reason.to_string(), message: message.into() }
+    }
+}
+
 /// The Event for a condition that moved: its status or its reason changed (a new message alone is no
 /// transition). `warning` marks reasons that need a person.
 pub fn transition(old: Option<&Condition>, new: &Condition, warning: bool) -> Option<Transition> {

@@ -51,12 +51,7 @@ pub fn render(x: &Experiment) -> String {
             );
         }
     }
-    if !s.conditions.is_empty() {
-        let _ = writeln!(out, "  Conditions:");
-        for c in &s.conditions {
-            let _ = writeln!(out, "    {:<12} {:<6} {:<20} {}", c.type_, c.status, c.reason, c.message);
-        }
-    }
+    super::write_conditions(&mut out, &s.conditions);
     out
 }
 

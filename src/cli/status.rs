@@ -98,12 +98,7 @@ pub fn render(md: &ModelDeployment) -> String {
             let _ = writeln!(out, "    {} (revision {}{registry})", h.version, h.revision);
         }
     }
-    if !status.conditions.is_empty() {
-        let _ = writeln!(out, "  Conditions:");
-        for c in &status.conditions {
-            let _ = writeln!(out, "    {:<12} {:<6} {:<20} {}", c.type_, c.status, c.reason, c.message);
-        }
-    }
+    super::write_conditions(&mut out, &status.conditions);
     out
 }
 

@@ -59,6 +59,22 @@ impl RefersToDeployment for crate::api::RetrainPolicy {
     }
 }
 
+/// The watch mapper of a referencing kind's controller: a ModelDeployment that changes reconciles the
+/// objects of `store` that name it.
+pub fn referrers<K: RefersToDeployment>(
+    store: kube::runtime::reflector::Store<K>,
+) -> impl Fn(crate::api::ModelDeployment) -> Vec<kube::runtime::reflector::ObjectRef<K>> + Send + Sync + 'static {
+    move |md| {
+        let (name, ns) = (md.name_any(), md.namespace());
+        store
+            .state()
+            .into_iter()
+            .filter(|o| o.deployment_name() == name && o.namespace() == ns)
+            .map(|o| kube::runtime::reflector::ObjectRef::from_obj(o.as_ref()))
+            .collect()
+    }
+}
+
 /// The Ready condition of a valid spec, given whether its ModelDeployment exists; the flag says
 /// whether it deserves a Warning Event.
 pub fn deployment_ready<K: RefersToDeployment>(obj: &K, found: bool) -> (Desired, bool) {

@@ -180,10 +180,6 @@ pub fn finish(run: &mut RunRecord, decision: RunDecision, reason: String, now: T
     run.trial_results.retain(|t| Some(t.index) == best || t.state == JobState::Failed);
 }
 
-fn event(warning: bool, reason: &str, message: String) -> Transition {
-    Transition { warning, reason: reason.into(), message }
-}
-
 /// A trial's metrics from its report and from what it logged to MLflow (`logged`, which wins where both have
 /// a metric); the notes say where the two disagree, or that the report was unusable and MLflow's metrics
 /// were used.
@@ -214,6 +210,15 @@ pub fn merge_metrics(
             }
             (Ok(merged), notes)
         }
+    }
+}
+
+/// Why a Job failed: its condition's reason, and the first 300 characters of its pod's termination message
+/// when there is one.
+fn failure(why: &str, message: Option<&str>) -> String {
+    match message.map(str::trim).filter(|m| !m.is_empty()) {
+        Some(m) => format!("{why}: {}", m.chars().take(300).collect::<String>()),
+        None => why.to_string(),
     }
 }
 
@@ -258,7 +263,11 @@ fn train(
             Some(Observed::Succeeded(message)) => {
                 let (merged, notes) = merge_metrics(report::trial(message.as_deref()), logged.get(&name));
                 for n in notes {
-                    s.events.push(event(true, reasons::METRICS_DISAGREE, format!("run {id} trial {}: {n}", t.index)));
+                    s.events.push(Transition::new(
+                        true,
+                        reasons::METRICS_DISAGREE,
+                        format!("run {id} trial {}: {n}", t.index),
+                    ));
                 }
                 match merged {
                     Ok(metrics) => {
@@ -283,15 +292,12 @@ fn train(
             }
             Some(Observed::Failed { why, message }) => {
                 t.state = JobState::Failed;
-                t.reason = Some(match message.as_deref().map(str::trim).filter(|m| !m.is_empty()) {
-                    Some(m) => format!("{why}: {}", m.chars().take(300).collect::<String>()),
-                    None => why.clone(),
-                });
+                t.reason = Some(failure(why, message.as_deref()));
             }
             None => {}
         }
         if t.state == JobState::Failed {
-            s.events.push(event(
+            s.events.push(Transition::new(
                 true,
                 reasons::TRIAL_FAILED,
                 format!("run {id} trial {} failed: {}", t.index, t.reason.clone().unwrap_or_default()),
@@ -343,7 +349,7 @@ fn train(
         } else {
             format!("all {n} trials failed; the first: {first}")
         };
-        s.events.push(event(true, reasons::RUN_FAILED, format!("run {id}: {reason}; nothing is promoted")));
+        s.events.push(Transition::new(true, reasons::RUN_FAILED, format!("run {id}: {reason}; nothing is promoted")));
         finish(&mut s.run, RunDecision::Failed, reason, now);
         return;
     };
@@ -352,7 +358,7 @@ fn train(
     s.run.candidate_uri = Some(model_output_uri(spec, namespace, policy, &id, best.index));
     let Some(champion_uri) = champion.uri.clone() else {
         let reason = "the champion's model location is unknown (the ModelDeployment has no model uri and no registry source yet), so the candidate cannot be evaluated against it".to_string();
-        s.events.push(event(true, reasons::RUN_FAILED, format!("run {id}: {reason}")));
+        s.events.push(Transition::new(true, reasons::RUN_FAILED, format!("run {id}: {reason}")));
         finish(&mut s.run, RunDecision::Failed, reason, now);
         return;
     };
@@ -369,7 +375,7 @@ fn train(
     });
     let objective_text =
         objective.and_then(|o| best.metrics.get(&o.metric).map(|v| format!(" ({} {v})", o.metric))).unwrap_or_default();
-    s.events.push(event(
+    s.events.push(Transition::new(
         false,
         reasons::EVALUATION_STARTED,
         format!(
@@ -393,7 +399,7 @@ fn evaluate(
     let name = evaluation_job(policy, &id);
     let Some(mut e) = s.run.evaluation.clone() else { return };
     let fail = |s: &mut Step, e: EvaluationRecord, reason: String| {
-        s.events.push(event(true, reasons::RUN_FAILED, format!("run {id}: {reason}; nothing is promoted")));
+        s.events.push(Transition::new(true, reasons::RUN_FAILED, format!("run {id}: {reason}; nothing is promoted")));
         s.run.evaluation = Some(e);
         finish(&mut s.run, RunDecision::Failed, reason, now);
     };
@@ -401,11 +407,7 @@ fn evaluate(
         None => s.start.push(JobToStart::Evaluation { name }),
         Some(Observed::Active) => {}
         Some(Observed::Failed { why, message }) => {
-            let detail = message.as_deref().map(str::trim).filter(|m| !m.is_empty());
-            let reason = match detail {
-                Some(m) => format!("the evaluation Job failed: {why}: {}", m.chars().take(300).collect::<String>()),
-                None => format!("the evaluation Job failed: {why}"),
-            };
+            let reason = format!("the evaluation Job failed: {}", failure(why, message.as_deref()));
             e.state = JobState::Failed;
             e.reason = Some(reason.clone());
             fail(s, e, reason);
@@ -428,7 +430,7 @@ fn evaluate(
                 s.run.evaluation = Some(e);
                 if !failed.is_empty() {
                     let reason = format!("rejected: {}", failed.join("; "));
-                    s.events.push(event(
+                    s.events.push(Transition::new(
                         true,
                         reasons::CANDIDATE_REJECTED,
                         format!("run {id}: {reason}; the champion keeps serving"),

@@ -19,7 +19,7 @@ use kube::{Resource, ResourceExt};
 mod measure;
 
 use super::model_deployment::apply::{apply_one, delete_one};
-use super::referencing::{RefersToDeployment, deployment_ready};
+use super::referencing::{self, RefersToDeployment, deployment_ready};
 use super::{
     Context, Result, Synced, acceptance, drain, error_policy, instrumented, scoped_api, status, tracked_controller,
     tracked_reflector,
@@ -68,15 +68,11 @@ where
     let stream = main
         .owns_stream(tracked_reflector(deployment_writer, scoped_api(client, ns.as_deref()), owned(), &synced))
         .owns_stream(tracked_reflector(service_writer, scoped_api(client, ns.as_deref()), owned(), &synced))
-        .watches(scoped_api::<ModelDeployment>(client, ns.as_deref()), watcher::Config::default(), move |md| {
-            let (name, ns) = (md.name_any(), md.namespace());
-            experiments
-                .state()
-                .into_iter()
-                .filter(|x| x.spec.deployment_ref.name == name && x.namespace() == ns)
-                .map(|x| ObjectRef::from_obj(x.as_ref()))
-                .collect::<Vec<_>>()
-        })
+        .watches(
+            scoped_api::<ModelDeployment>(client, ns.as_deref()),
+            watcher::Config::default(),
+            referencing::referrers(experiments),
+        )
         .with_config(controller::Config::default().concurrency(4))
         .graceful_shutdown_on(shutdown)
         .run(

@@ -14,7 +14,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{self, Store};
 use kube::runtime::{controller, watcher};
 use kube::{Resource, ResourceExt};
 
@@ -22,7 +22,7 @@ mod observe;
 mod promote;
 mod track;
 
-use super::referencing::{RefersToDeployment, deployment_ready};
+use super::referencing::{self, RefersToDeployment, deployment_ready};
 use super::{
     Context, Result, Synced, acceptance, drain, error_policy, instrumented, scoped_api, status, tracked_controller,
     tracked_reflector,
@@ -31,7 +31,7 @@ use crate::api::retrain_policy::{RunDecision, RunStage, TriggerRecord};
 use crate::api::{ModelDeployment, RetrainPolicy};
 use crate::conditions::{self, Desired, Transition};
 use crate::names::{conditions as cond, reasons};
-use crate::retrain::jobs::{self, POLICY_LABEL, RUN_LABEL};
+use crate::retrain::jobs::{self, POLICY_LABEL};
 use crate::retrain::request::{self, Request};
 use crate::retrain::run::{self, JobToStart};
 use crate::retrain::{summary, triggers};
@@ -69,15 +69,11 @@ where
     let owned = watcher::Config::default().labels(POLICY_LABEL);
     let stream = main
         .owns_stream(tracked_reflector(job_writer, scoped_api(client, ns.as_deref()), owned, &synced))
-        .watches(scoped_api::<ModelDeployment>(client, ns.as_deref()), watcher::Config::default(), move |md| {
-            let (name, ns) = (md.name_any(), md.namespace());
-            policies
-                .state()
-                .into_iter()
-                .filter(|p| p.spec.deployment_ref.name == name && p.namespace() == ns)
-                .map(|p| ObjectRef::from_obj(p.as_ref()))
-                .collect::<Vec<_>>()
-        })
+        .watches(
+            scoped_api::<ModelDeployment>(client, ns.as_deref()),
+            watcher::Config::default(),
+            referencing::referrers(policies),
+        )
         .with_config(controller::Config::default().concurrency(4))
         .graceful_shutdown_on(shutdown)
         .run(
@@ -96,10 +92,6 @@ where
 
 fn key(p: &RetrainPolicy) -> String {
     format!("{}/{}", p.namespace().unwrap_or_default(), p.name_any())
-}
-
-fn event(warning: bool, reason: &str, message: String) -> Transition {
-    Transition { warning, reason: reason.into(), message }
 }
 
 /// Reconciles one RetrainPolicy.
@@ -134,7 +126,7 @@ async fn reconcile(p: Arc<RetrainPolicy>, ctx: Arc<Context>, caches: Caches) -> 
         match request::parse(raw) {
             Ok(Request::Retrain) => manual = true,
             Ok(Request::PromoteRun(run)) => promote_run = Some(run),
-            Err(e) => events.push(event(true, reasons::INVALID_REQUEST, e)),
+            Err(e) => events.push(Transition::new(true, reasons::INVALID_REQUEST, e)),
         }
     }
 
@@ -176,7 +168,7 @@ async fn reconcile(p: Arc<RetrainPolicy>, ctx: Arc<Context>, caches: Caches) -> 
         {
             let message = format!("replaced by a new run (trigger {}; concurrencyPolicy is Replace)", fire.reason);
             run::finish(r, RunDecision::Cancelled, message.clone(), now);
-            events.push(event(false, reasons::RUN_CANCELLED, format!("run {}: {message}", r.id)));
+            events.push(Transition::new(false, reasons::RUN_CANCELLED, format!("run {}: {message}", r.id)));
             ctx.metrics.retrain_runs.with_label_values(&[&r.trigger, "Cancelled"]).inc();
             to_delete.extend(jobs_of_run(&caches, &p, &r.id));
         }
@@ -186,7 +178,7 @@ async fn reconcile(p: Arc<RetrainPolicy>, ctx: Arc<Context>, caches: Caches) -> 
         let also =
             if fire.also.is_empty() { String::new() } else { format!(" (also fired: {})", fire.also.join(", ")) };
         let value = fire.value.map(|v| format!(" at {v}")).unwrap_or_default();
-        events.push(event(
+        events.push(Transition::new(
             false,
             reasons::RUN_STARTED,
             format!(
@@ -260,7 +252,7 @@ async fn reconcile(p: Arc<RetrainPolicy>, ctx: Arc<Context>, caches: Caches) -> 
             r.reason = Some(format!("{}; {change}", r.reason.clone().unwrap_or_default()));
             change
         };
-        events.push(event(
+        events.push(Transition::new(
             false,
             if champion.follows_alias { reasons::CANDIDATE_EVALUATED } else { reasons::PROMOTION_NEEDED },
             message,
@@ -375,17 +367,5 @@ async fn reconcile(p: Arc<RetrainPolicy>, ctx: Arc<Context>, caches: Caches) -> 
 
 /// The names of the Jobs of run `id` in the cache.
 fn jobs_of_run(caches: &Caches, p: &RetrainPolicy, id: &str) -> Vec<String> {
-    let ns = p.namespace();
-    caches
-        .jobs
-        .state()
-        .iter()
-        .filter(|j| j.namespace() == ns)
-        .filter(|j| {
-            let l = j.labels();
-            l.get(POLICY_LABEL) == Some(&p.name_any()) && l.get(RUN_LABEL).map(String::as_str) == Some(id)
-        })
-        .filter(|j| j.owner_references().iter().any(|o| Some(&o.uid) == p.uid().as_ref()))
-        .map(|j| j.name_any())
-        .collect()
+    caches.jobs.state().iter().filter(|j| observe::of_run(j, p, id)).map(|j| j.name_any()).collect()
 }

@@ -52,7 +52,6 @@ pub async fn jobs(
     p: &RetrainPolicy,
     r: &RunRecord,
 ) -> Result<BTreeMap<String, Observed>> {
-    let ns = p.namespace();
     let name = p.name_any();
     let waiting: Vec<String> = match r.stage {
         Some(RunStage::Training) => r
@@ -66,13 +65,7 @@ pub async fn jobs(
     };
     let mut out = BTreeMap::new();
     for job in store.state() {
-        let labels = job.labels();
-        if job.namespace() != ns
-            || labels.get(POLICY_LABEL) != Some(&name)
-            || labels.get(RUN_LABEL) != Some(&r.id)
-            || !waiting.contains(&job.name_any())
-            || !job.owner_references().iter().any(|o| Some(&o.uid) == p.uid().as_ref())
-        {
+        if !of_run(&job, p, &r.id) || !waiting.contains(&job.name_any()) {
             continue;
         }
         let observed = match finished(&job) {
@@ -83,6 +76,16 @@ pub async fn jobs(
         out.insert(job.name_any(), observed);
     }
     Ok(out)
+}
+
+/// Whether `job` is one of run `id` of `p`: in its namespace, labelled with the policy and the run, and owned
+/// by this very policy (not by a deleted one of the same name).
+pub(super) fn of_run(job: &Job, p: &RetrainPolicy, id: &str) -> bool {
+    let labels = job.labels();
+    job.namespace() == p.namespace()
+        && labels.get(POLICY_LABEL) == Some(&p.name_any())
+        && labels.get(RUN_LABEL).map(String::as_str) == Some(id)
+        && job.owner_references().iter().any(|o| Some(&o.uid) == p.uid().as_ref())
 }
 
 /// `Some(Ok)` for a Job that completed, `Some(Err(why))` for one that failed, `None` while it runs.

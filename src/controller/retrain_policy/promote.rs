@@ -17,10 +17,6 @@ use crate::registry::sync::{self, RETRAIN_RUN_TAG};
 use crate::retrain::run::Champion;
 use crate::retrain::summary::{self, ROLLING_OUT};
 
-fn event(warning: bool, reason: &str, message: String) -> Transition {
-    Transition { warning, reason: reason.into(), message }
-}
-
 /// `kubectl champion promote-run NAME RUN`: a run waiting in `Evaluated` goes on to promotion.
 pub fn request(
     md: &ModelDeployment,
@@ -31,7 +27,7 @@ pub fn request(
 ) {
     let Some(r) = st.runs.iter_mut().find(|r| r.id == run) else {
         let known: Vec<&str> = st.runs.iter().map(|r| r.id.as_str()).collect();
-        events.push(event(
+        events.push(Transition::new(
             true,
             reasons::REQUEST_IGNORED,
             format!("promote-run {run}: no such run (known: {})", known.join(", ")),
@@ -39,7 +35,7 @@ pub fn request(
         return;
     };
     if r.decision != RunDecision::Evaluated {
-        events.push(event(
+        events.push(Transition::new(
             true,
             reasons::REQUEST_IGNORED,
             format!("promote-run {run}: the run is {:?}; only a run that passed its gates and waits in Evaluated can be promoted", r.decision),
@@ -47,7 +43,7 @@ pub fn request(
         return;
     }
     if !champion.follows_alias {
-        events.push(event(true, reasons::PROMOTION_NEEDED, summary::pinned_change(&md.name_any(), r)));
+        events.push(Transition::new(true, reasons::PROMOTION_NEEDED, summary::pinned_change(&md.name_any(), r)));
         return;
     }
     r.decision = RunDecision::Running;
@@ -94,7 +90,7 @@ pub async fn register(
         r.stage = Some(RunStage::Done);
         r.finished_at = Some(Time(now));
         let change = summary::pinned_change(&md.name_any(), r);
-        events.push(event(false, reasons::PROMOTION_NEEDED, change.clone()));
+        events.push(Transition::new(false, reasons::PROMOTION_NEEDED, change.clone()));
         r.reason = Some(change);
         return;
     };
@@ -102,7 +98,7 @@ pub async fn register(
         let why =
             "the operator config names no MLflow registry (mlflow.trackingUri), so the candidate cannot be registered"
                 .to_string();
-        events.push(event(true, reasons::PROMOTION_FAILED, format!("run {}: {why}", r.id)));
+        events.push(Transition::new(true, reasons::PROMOTION_FAILED, format!("run {}: {why}", r.id)));
         crate::retrain::run::finish(r, RunDecision::Failed, why, now);
         return;
     };
@@ -129,7 +125,7 @@ pub async fn register(
                 follow.alias,
                 md.name_any()
             );
-            events.push(event(false, reasons::CANDIDATE_PROMOTED, format!("run {}: {message}", r.id)));
+            events.push(Transition::new(false, reasons::CANDIDATE_PROMOTED, format!("run {}: {message}", r.id)));
             r.decision = RunDecision::Promoted;
             r.stage = Some(RunStage::Done);
             r.finished_at = Some(Time(now));
@@ -137,7 +133,7 @@ pub async fn register(
         }
         Err(e) => {
             let message = format!("run {}: promotion waits, the registry call failed: {e}", r.id);
-            events.push(event(true, reasons::PROMOTION_FAILED, message));
+            events.push(Transition::new(true, reasons::PROMOTION_FAILED, message));
         }
     }
 }

@@ -27,10 +27,6 @@ pub struct Tracker {
     job_uri: String,
 }
 
-fn event(warning: bool, reason: &str, message: String) -> Transition {
-    Transition { warning, reason: reason.into(), message }
-}
-
 impl Tracker {
     /// The tracker of the operator config; `Err` says why the client could not be built (the token).
     pub async fn of(ctx: &Context) -> Option<Result<Tracker, String>> {
@@ -78,7 +74,7 @@ impl Tracker {
                 }
                 Err(e) => {
                     let why = format!("not tracked: the tracking server failed: {e}");
-                    events.push(event(true, reasons::TRACKING_UNAVAILABLE, format!("run {}: {why}", r.id)));
+                    events.push(Transition::new(true, reasons::TRACKING_UNAVAILABLE, format!("run {}: {why}", r.id)));
                     r.tracking = Some(why);
                 }
             }
@@ -113,7 +109,7 @@ impl Tracker {
                         match opened {
                             Ok(run) => t.mlflow_run_id = Some(run),
                             Err(e) => {
-                                events.push(event(
+                                events.push(Transition::new(
                                     true,
                                     reasons::TRACKING_UNAVAILABLE,
                                     format!("run {} trial {}: not tracked: {e}", r.id, t.index),
