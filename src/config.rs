@@ -25,6 +25,36 @@ pub struct OperatorConfig {
     /// Timeout of one metric query, e.g. `10s` (default 10s).
     #[serde(default)]
     pub query_timeout: Option<String>,
+    /// The built-in router (`traffic.router: builtin`).
+    #[serde(default)]
+    pub router: Option<RouterSettings>,
+}
+
+/// How the built-in router is deployed and measured.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouterSettings {
+    /// The `champion-router` image (default [`DEFAULT_ROUTER_IMAGE`]).
+    #[serde(default)]
+    pub image: Option<String>,
+    /// The Prometheus provider the built-in metrics are read from (default `default`).
+    #[serde(default)]
+    pub provider: Option<String>,
+}
+
+/// The router image when the config names none: the one released with this operator.
+pub const DEFAULT_ROUTER_IMAGE: &str = concat!("ghcr.io/champion-ml/champion-router:", env!("CARGO_PKG_VERSION"));
+
+impl OperatorConfig {
+    /// The router image to deploy.
+    pub fn router_image(&self) -> &str {
+        self.router.as_ref().and_then(|r| r.image.as_deref()).unwrap_or(DEFAULT_ROUTER_IMAGE)
+    }
+
+    /// The Prometheus provider of the built-in metrics.
+    pub fn router_provider(&self) -> Option<&str> {
+        self.router.as_ref().and_then(|r| r.provider.as_deref())
+    }
 }
 
 /// Where the MLflow tracking server is, and how the operator authenticates to it.

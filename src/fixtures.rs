@@ -36,10 +36,11 @@ pub fn job_template(name: &str) -> JobTemplate {
 pub fn metric(name: &str, max: f64) -> MetricCheck {
     MetricCheck {
         name: name.to_string(),
-        prometheus: PrometheusQuery {
+        prometheus: Some(PrometheusQuery {
             provider: None,
             query: format!("champion_test_{}{{variant=\"{{{{variant}}}}\"}}", name.replace('-', "_")),
-        },
+        }),
+        builtin: None,
         threshold_range: ThresholdRange { min: None, max: Some(max) },
         on_no_data: None,
     }

@@ -20,6 +20,9 @@ pub mod labels {
     pub const VARIANT: &str = "champion.ml/variant";
     /// `app.kubernetes.io/managed-by`, set to `champion`.
     pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+    /// On the built-in router's pods: the ModelDeployment they route for. (Router pods do not carry
+    /// [`DEPLOYMENT`], so no selector of model server pods ever selects them.)
+    pub const ROUTER: &str = "champion.ml/router";
 }
 
 /// Condition types shared by the three kinds.

@@ -86,6 +86,8 @@ async fn model_deployment_invalid_spec_writes_status_once() {
     let mut md = fixtures::model_deployment("fraud");
     md.spec.strategy.as_mut().unwrap().canary.as_mut().unwrap().analysis.as_mut().unwrap().metrics[0]
         .prometheus
+        .as_mut()
+        .unwrap()
         .provider = Some("thanos".into());
     md.metadata.resource_version = Some("42".into());
     let obj = serde_json::to_value(&md).unwrap();

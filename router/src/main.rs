@@ -7,12 +7,15 @@ use std::time::Duration;
 
 use champion_router::server::{Options, start};
 
-const USAGE: &str = "usage: champion-router --config PATH [--listen ADDR] [--admin-listen ADDR] [--threads N]
+const USAGE: &str = "usage: champion-router --config PATH [--listen ADDR] [--admin-listen ADDR] [--threads N] [--resolve HOST:PORT=ADDR]...
 
   --config PATH        the configuration file (JSON or YAML), re-read every second   [$CHAMPION_ROUTER_CONFIG]
   --listen ADDR        the proxy port, HTTP/1.1 and HTTP/2 (default 0.0.0.0:8080)     [$CHAMPION_ROUTER_LISTEN]
   --admin-listen ADDR  /metrics, /healthz, /readyz, /config (default 0.0.0.0:9090)    [$CHAMPION_ROUTER_ADMIN_LISTEN]
   --threads N          worker threads (default: the CPUs this process may use)        [$CHAMPION_ROUTER_THREADS]
+  --resolve HOST:PORT=ADDR  reach the configured address HOST:PORT at ADDR (ip:port) instead, like curl's
+                       --resolve: to run the router outside the cluster its configuration names Services of;
+                       repeatable                                                     [$CHAMPION_ROUTER_RESOLVE, comma-separated]
 ";
 
 struct Flags {
@@ -26,6 +29,8 @@ fn flags() -> Result<Flags, String> {
     let mut listen = env("CHAMPION_ROUTER_LISTEN").unwrap_or_else(|| "0.0.0.0:8080".into());
     let mut admin = env("CHAMPION_ROUTER_ADMIN_LISTEN").unwrap_or_else(|| "0.0.0.0:9090".into());
     let mut threads = env("CHAMPION_ROUTER_THREADS");
+    let mut resolve: Vec<String> =
+        env("CHAMPION_ROUTER_RESOLVE").map(|v| v.split(',').map(str::to_string).collect()).unwrap_or_default();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
@@ -34,6 +39,7 @@ fn flags() -> Result<Flags, String> {
             "--listen" => listen = value()?,
             "--admin-listen" => admin = value()?,
             "--threads" => threads = Some(value()?),
+            "--resolve" => resolve.push(value()?),
             "--version" => {
                 println!("champion-router {}", env!("CARGO_PKG_VERSION"));
                 std::process::exit(0);
@@ -52,6 +58,16 @@ fn flags() -> Result<Flags, String> {
             listen: addr(&listen)?,
             admin_listen: addr(&admin)?,
             reload_every: Duration::from_secs(1),
+            resolve: resolve
+                .iter()
+                .filter(|r| !r.trim().is_empty())
+                .map(|r| {
+                    let (from, to) =
+                        r.split_once('=').ok_or_else(|| format!("--resolve {r:?}: want HOST:PORT=ADDR"))?;
+                    addr(to)?;
+                    Ok((from.trim().to_string(), to.trim().to_string()))
+                })
+                .collect::<Result<_, String>>()?,
         },
         threads: threads.map(|t| t.parse::<usize>().map_err(|e| format!("--threads {t:?}: {e}"))).transpose()?,
     })

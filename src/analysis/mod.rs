@@ -2,6 +2,7 @@
 //!
 //! - [`template`] fills in a query's `{{placeholders}}` (namespace, name, variant, version, revision,
 //!   service, interval, window); [`candidate_vars`] gives the values that select a rollout candidate's series.
+//! - [`builtin`] writes the PromQL of the built-in router's metrics (`builtin: errorRate` and others).
 //! - [`prometheus`] asks a Prometheus server an instant query and reads the answer as one number, or "no
 //!   data", or an error that says what to fix. Its parser is pure; its client bounds time and size.
 //! - [`verdict`] judges a measurement against a threshold range ([`verdict::judge`], pure) and runs one
@@ -13,6 +14,7 @@
 //! A measurement that could not be taken is `Verdict::Error`, never `Fail`: a broken Prometheus holds a
 //! rollout, it does not roll it back.
 
+pub mod builtin;
 pub mod prometheus;
 pub mod stats;
 pub mod template;

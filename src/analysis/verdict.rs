@@ -73,12 +73,17 @@ pub async fn measure(
         verdict: Verdict::Error,
         message: Some(message),
     };
-    let provider = check.prometheus.provider.as_deref().unwrap_or(DEFAULT_PROVIDER);
+    let (provider, query) = match (&check.prometheus, check.builtin) {
+        (Some(p), _) => (p.provider.as_deref(), render(&p.query, vars).map_err(|e| e.to_string())),
+        (None, Some(b)) => (config.router_provider(), super::builtin::query(b, vars)),
+        (None, None) => return error("the metric has neither prometheus nor builtin".into()),
+    };
+    let provider = provider.unwrap_or(DEFAULT_PROVIDER);
     let base_url = match config.provider_url(Some(provider)) {
         Ok(url) => url,
         Err(e) => return error(e.to_string()),
     };
-    let query = match render(&check.prometheus.query, vars) {
+    let query = match query {
         Ok(q) => q,
         Err(e) => return error(format!("cannot fill in the query: {e}")),
     };
@@ -159,7 +164,8 @@ mod tests {
     fn check(provider: Option<&str>, query: &str) -> MetricCheck {
         MetricCheck {
             name: "error-rate".into(),
-            prometheus: PrometheusQuery { provider: provider.map(Into::into), query: query.into() },
+            prometheus: Some(PrometheusQuery { provider: provider.map(Into::into), query: query.into() }),
+            builtin: None,
             threshold_range: range(None, Some(0.01)),
             on_no_data: None,
         }

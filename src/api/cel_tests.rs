@@ -154,6 +154,43 @@ fn model_deployment_rules() {
             |m| canary(m).analysis.as_mut().unwrap().metrics[0].threshold_range.min = Some(0.5),
             Some("thresholdRange.min must not be greater than thresholdRange.max"),
         ),
+        (
+            "metric with both prometheus and builtin",
+            |m| canary(m).analysis.as_mut().unwrap().metrics[0].builtin = Some(super::common::BuiltinMetric::ErrorRate),
+            Some("a metric needs exactly one of prometheus or builtin"),
+        ),
+        (
+            "metric with neither",
+            |m| canary(m).analysis.as_mut().unwrap().metrics[0].prometheus = None,
+            Some("a metric needs exactly one of prometheus or builtin"),
+        ),
+        (
+            "builtin metric",
+            |m| {
+                let metric = &mut canary(m).analysis.as_mut().unwrap().metrics[0];
+                metric.prometheus = None;
+                metric.builtin = Some(super::common::BuiltinMetric::ShadowAgreement);
+            },
+            None,
+        ),
+        (
+            "comparison tolerance outside numeric mode",
+            |m| {
+                m.spec.traffic = Some(Traffic {
+                    router: Some(super::model_deployment::Router::Builtin),
+                    builtin: Some(super::model_deployment::BuiltinTraffic {
+                        comparison: Some(super::model_deployment::ShadowComparison {
+                            path: "label".into(),
+                            tolerance: Some(0.1),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }),
+                    ..Traffic::default()
+                })
+            },
+            Some("comparison.tolerance is for mode numeric"),
+        ),
     ];
     for (name, mutate, want) in cases {
         let mut md = fixtures::model_deployment("fraud");
@@ -317,7 +354,7 @@ fn retrain_policy_rules() {
             |p| {
                 let t = super::retrain_policy::MetricTrigger {
                     name: "drift".into(),
-                    prometheus: fixtures::metric("drift", 0.2).prometheus,
+                    prometheus: fixtures::metric("drift", 0.2).prometheus.unwrap(),
                     threshold_range: super::ThresholdRange { min: None, max: Some(0.2) },
                     for_: None,
                 };

@@ -117,15 +117,41 @@ pub enum OnNoData {
     Inconclusive,
 }
 
+/// A measurement the built-in router (`traffic.router: builtin`) provides without PromQL: the operator
+/// writes the query over the router's own metrics (see docs/router.md).
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum BuiltinMetric {
+    /// The candidate's share of 5xx answers (live answers and, in a mirror step, its shadow answers,
+    /// failed copies counted as errors) over the interval.
+    ErrorRate,
+    /// The 99th percentile of the candidate's live latency over the interval, in seconds.
+    LatencyP99,
+    /// The share of the candidate's shadow answers that agree with the live answer over the interval
+    /// (`traffic.builtin.comparison`); a failed or unusable shadow answer counts as disagreeing.
+    ShadowAgreement,
+    /// The share of the candidate's predictions that ground-truth feedback (`POST /feedback` on the
+    /// router) called correct over the interval.
+    FeedbackAccuracy,
+}
+
 /// A named metric with a passing range.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("has(self.prometheus) != has(self.builtin)").message("a metric needs exactly one of prometheus or builtin")
+)]
 pub struct MetricCheck {
     /// The metric's name, unique within its list; analysis steps refer to it.
     #[schemars(length(min = 1, max = 63))]
     pub name: String,
-    /// Where the value comes from.
-    pub prometheus: PrometheusQuery,
+    /// Where the value comes from: a PromQL query.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<PrometheusQuery>,
+    /// Where the value comes from: a measurement of the built-in router (`errorRate`, `latencyP99`,
+    /// `shadowAgreement`, `feedbackAccuracy`); only with `traffic.router: builtin`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub builtin: Option<BuiltinMetric>,
     /// The range the value must stay within to pass.
     pub threshold_range: ThresholdRange,
     /// What an empty or NaN answer counts as: `pass`, `fail` or `inconclusive` (the default).

@@ -100,6 +100,11 @@ pub enum Router {
     #[default]
     #[serde(rename = "replicas")]
     Replicas,
+    /// Champion's own router (`champion-router`), deployed per ModelDeployment in front of its versions:
+    /// exact and sticky splits, shadows whose answers are compared with the live ones, prediction IDs,
+    /// ground-truth feedback and the built-in analysis metrics. No mesh needed.
+    #[serde(rename = "builtin")]
+    Builtin,
 }
 
 /// How live traffic reaches the model servers.
@@ -110,9 +115,12 @@ pub enum Router {
     validation = Rule::new("!has(self.router) || self.router != 'istio' || has(self.istio)").message("router istio needs traffic.istio with hosts")
 )]
 pub struct Traffic {
-    /// `gatewayAPI`, `istio` or `replicas` (the default: replica ratio, no mesh needed).
+    /// `gatewayAPI`, `istio`, `builtin` or `replicas` (the default: replica ratio, no mesh needed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub router: Option<Router>,
+    /// Settings of the built-in router (all optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub builtin: Option<BuiltinTraffic>,
     /// Settings of the Gateway API router.
     #[serde(default, rename = "gatewayAPI", skip_serializing_if = "Option::is_none")]
     pub gateway_api: Option<GatewayApiTraffic>,
@@ -123,6 +131,69 @@ pub struct Traffic {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 65535))]
     pub port: Option<i32>,
+}
+
+/// The built-in router's settings.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct BuiltinTraffic {
+    /// Router pods (default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 50))]
+    pub replicas: Option<i32>,
+    /// How a shadow's JSON answer is compared with the live one in mirror steps (and Experiments in
+    /// shadow mode). Without it shadows are counted by status only and `shadowAgreement` has no data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<ShadowComparison>,
+    /// Where the predicted label sits in an answer, to score feedback labels (same syntax as
+    /// `comparison.path`; default `comparison.path`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub label_path: Option<String>,
+    /// The share of predictions, 0 to 100, whose request and response bodies go to the prediction log
+    /// (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 100.0))]
+    pub log_body_percent: Option<f64>,
+}
+
+/// How live and shadow answers are compared.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("!has(self.tolerance) || self.mode == 'numeric'").message("comparison.tolerance is for mode numeric"),
+    validation = Rule::new("!has(self.k) || self.mode == 'topK'").message("comparison.k is for mode topK")
+)]
+pub struct ShadowComparison {
+    /// The field compared: a dotted path (`predictions.0`) or a JSON pointer (`/predictions/0`); empty
+    /// compares the whole answer.
+    #[schemars(length(max = 256))]
+    pub path: String,
+    /// `exact` (the default), `numeric` (within `tolerance`) or `topK` (the sets of the `k` best labels).
+    #[serde(default)]
+    pub mode: CompareMode,
+    /// The largest absolute difference that still agrees (mode numeric; default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0))]
+    pub tolerance: Option<f64>,
+    /// How many of the best labels are compared (mode topK; default 1, the arg-max).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub k: Option<u32>,
+}
+
+/// How two answers are judged to agree.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum CompareMode {
+    /// Equal JSON values (numbers compared as numbers).
+    #[default]
+    Exact,
+    /// Numbers (or arrays of numbers) within `tolerance`.
+    Numeric,
+    /// Classifier outputs whose `k` best labels are the same set.
+    #[serde(rename = "topK")]
+    TopK,
 }
 
 /// Where the generated HTTPRoute attaches.
@@ -520,7 +591,29 @@ pub struct ModelDeploymentStatus {
     /// The registry alias followed (with `spec.model.registry`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registry: Option<RegistryStatus>,
+    /// The candidate's live agreement with stable in the current mirror step (built-in router with a
+    /// comparison only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<ShadowStatus>,
     /// Standard conditions: Ready, Progressing, Degraded, Paused.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+}
+
+/// How the candidate's shadow answers compared with the live ones since its mirror step began.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ShadowStatus {
+    /// The candidate version compared.
+    pub version: String,
+    /// Shadow answers compared since `since`.
+    pub comparisons: i64,
+    /// The share of them that agreed with the live answer (failed and unusable shadow answers count as
+    /// disagreeing); unset before the first comparison.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agreement: Option<f64>,
+    /// When the mirror step began (the start of the counts).
+    pub since: Time,
+    /// When the counts were last read.
+    pub measured_at: Time,
 }

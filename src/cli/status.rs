@@ -65,6 +65,9 @@ pub fn render(md: &ModelDeployment) -> String {
     if let Some(w) = &status.weights {
         let _ = writeln!(out, "  Traffic:    stable {}%, candidate {}%, mirror {}%", w.stable, w.candidate, w.mirror);
     }
+    if let Some(sh) = &status.shadow {
+        let _ = writeln!(out, "  Shadow:     {}", shadow_line(sh));
+    }
     if let Some(t) = &status.waiting_since {
         let _ = writeln!(out, "  Waiting:    since {} (counts toward the progress deadline)", t.0);
     }
@@ -100,6 +103,18 @@ pub fn render(md: &ModelDeployment) -> String {
     }
     super::write_conditions(&mut out, &status.conditions);
     out
+}
+
+/// The candidate's live agreement, as `kubectl champion status` prints it.
+pub fn shadow_line(s: &crate::api::model_deployment::ShadowStatus) -> String {
+    let agreement = match s.agreement {
+        Some(a) => format!("{:.1}% agreement", a * 100.0),
+        None => "no comparison yet".to_string(),
+    };
+    format!(
+        "version {} {agreement} with stable over {} compared answers since {} (read {})",
+        s.version, s.comparisons, s.since.0, s.measured_at.0
+    )
 }
 
 #[cfg(test)]
@@ -172,6 +187,27 @@ mod tests {
         assert!(text.contains("Registry:   alias champion of fraud → version 3 (seen 2027-01-15T08:00:00Z)"), "{text}");
         assert!(text.contains("source:   s3://m/3"), "{text}");
         assert!(text.contains("registry unavailable since 2027-01-15T08:01:40Z"), "{text}");
+    }
+
+    #[test]
+    fn shows_the_live_shadow_agreement() {
+        let mut md = fixtures::model_deployment("fraud");
+        let t = |s| k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::from_second(s).unwrap());
+        md.status = Some(ModelDeploymentStatus {
+            shadow: Some(crate::api::model_deployment::ShadowStatus {
+                version: "2.0.0".into(),
+                comparisons: 1500,
+                agreement: Some(0.9733),
+                since: t(1_800_000_000),
+                measured_at: t(1_800_000_060),
+            }),
+            ..ModelDeploymentStatus::default()
+        });
+        let out = render(&md);
+        assert!(
+            out.contains("Shadow:     version 2.0.0 97.3% agreement with stable over 1500 compared answers"),
+            "{out}"
+        );
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub struct Served {
     pub name: String,
     /// Percent of live traffic (split) or of requests copied to it (shadow).
     pub weight: i32,
+    /// The model version it serves.
+    pub version: Option<String>,
 }
 
 /// The variants of `x` as served in front of `md`; a variant whose model follows a registry alias is left
@@ -51,6 +53,7 @@ pub fn served(x: &Experiment, md: &ModelDeployment) -> Vec<Served> {
                 name: format!("{}-x{}", md.name_any(), &hash[..8]),
                 hash,
                 weight: v.weight,
+                version: v.model.version.clone(),
             }
         })
         .collect()
@@ -135,8 +138,12 @@ pub fn contribution<'a>(
     let mut out = Routing::default();
     for s in served(x, md).into_iter().filter(|s| ready(&s.name) > 0 && s.weight > 0) {
         match x.spec.mode {
-            ExperimentMode::Split => out.backends.push(Backend { service: s.name, weight: s.weight }),
-            ExperimentMode::Shadow => out.mirrors.push(Mirror { service: s.name, percent: s.weight }),
+            ExperimentMode::Split => {
+                out.backends.push(Backend { service: s.name, weight: s.weight, variant: s.variant, version: s.version })
+            }
+            ExperimentMode::Shadow => {
+                out.mirrors.push(Mirror { service: s.name, percent: s.weight, variant: s.variant, version: s.version })
+            }
         }
     }
     let header = x.spec.assignment.as_ref().and_then(|a| a.header.clone());
@@ -255,7 +262,8 @@ mod tests {
         let names: Vec<String> = served(&x, &md).into_iter().map(|s| s.name).collect();
         let only_b_ready = |n: &str| i32::from(n == names[0]);
         let r = contribution(&md, std::slice::from_ref(&x), only_b_ready);
-        assert_eq!(r.backends, [Backend { service: names[0].clone(), weight: 20 }]);
+        let b = Backend { variant: "b".into(), version: Some("2.0.0".into()), ..Backend::new(names[0].clone(), 20) };
+        assert_eq!(r.backends, [b]);
         assert_eq!(r.sticky_header.as_deref(), Some("x-user-id"));
         assert!(r.mirrors.is_empty());
 

@@ -2,6 +2,7 @@
 //! the Services in front of them. Pure: they return objects, the reconciler applies them.
 
 pub mod deployment;
+pub mod router;
 pub mod service;
 
 use std::collections::BTreeMap;

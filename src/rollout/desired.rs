@@ -21,14 +21,19 @@ use kube::core::ApiResource;
 use serde_json::Value;
 
 use crate::api::ModelDeployment;
-use crate::api::model_deployment::Router;
+use crate::api::model_deployment::{RevisionRef, Router};
 use crate::names::{annotations, labels};
 use crate::resources::deployment::{self, Revision};
+use crate::resources::router as router_objects;
 use crate::resources::service;
 use crate::rollout::plan::{self, Decision};
 use crate::rollout::replicas;
 use crate::rollout::revision::Target;
 use crate::traffic::{self, Backend, Mirror, RouteObject, Routing};
+
+/// The variant name of the rollout's mirror (the candidate receiving copies), as the built-in router
+/// labels its shadow metrics.
+pub const MIRROR_VARIANT: &str = "mirror";
 
 /// What exists for a ModelDeployment (from the controller's caches).
 #[derive(Debug, Clone, Default)]
@@ -39,6 +44,8 @@ pub struct Observed {
     pub services: BTreeMap<String, Service>,
     /// Generated routing objects, with their API.
     pub routes: Vec<(ApiResource, DynamicObject)>,
+    /// The built-in router's Deployment, when it exists.
+    pub router: Option<Deployment>,
 }
 
 /// Whether a Deployment has all the pods it asks for ready and up to date.
@@ -142,27 +149,45 @@ pub fn replica_counts(md: &ModelDeployment, d: &Decision, observed: &Observed) -
 pub fn routing(md: &ModelDeployment, d: &Decision, extra: &Routing) -> Routing {
     let w = d.status.weights.clone().unwrap_or_default();
     let taken: i32 = extra.backends.iter().map(|b| b.weight).sum();
-    let mut backends = vec![Backend { service: service::name(md, "stable"), weight: (w.stable - taken).max(0) }];
+    let version = |r: &Option<RevisionRef>| r.as_ref().map(|r| r.version.clone());
+    let mut backends = vec![Backend {
+        service: service::name(md, "stable"),
+        weight: (w.stable - taken).max(0),
+        variant: "stable".into(),
+        version: version(&d.status.stable),
+    }];
     if d.status.candidate.is_some() {
-        backends.push(Backend { service: service::name(md, "candidate"), weight: w.candidate });
+        backends.push(Backend {
+            service: service::name(md, "candidate"),
+            weight: w.candidate,
+            variant: "candidate".into(),
+            version: version(&d.status.candidate),
+        });
     }
     backends.extend(extra.backends.iter().cloned());
     let mut mirrors = Vec::new();
     if d.candidate_active() && w.mirror > 0 {
-        mirrors.push(Mirror { service: service::name(md, "mirror"), percent: w.mirror });
+        mirrors.push(Mirror {
+            service: service::name(md, "mirror"),
+            percent: w.mirror,
+            variant: MIRROR_VARIANT.into(),
+            version: version(&d.status.candidate),
+        });
     }
     mirrors.extend(extra.mirrors.iter().cloned());
     Routing { backends, mirrors, sticky_header: extra.sticky_header.clone() }
 }
 
 /// Everything to apply and delete for a decision. `target` is the spec's revision (its template comes
-/// from the spec; older revisions' templates from their existing Deployments).
+/// from the spec; older revisions' templates from their existing Deployments); `router_image` is the
+/// built-in router's image (used with `traffic.router: builtin` only).
 pub fn desired(
     md: &ModelDeployment,
     target: &Target,
     d: &Decision,
     observed: &Observed,
     extra: &Routing,
+    router_image: &str,
 ) -> DesiredObjects {
     let spec = &md.spec;
     let mut out = DesiredObjects::default();
@@ -198,7 +223,18 @@ pub fn desired(
     let router = plan::router(spec);
     let rolling = d.candidate_active();
     let stable_hash = d.status.stable.as_ref().and_then(|s| s.hash.clone()).unwrap_or_default();
-    let stable_selector = if router == Router::Replicas && (rolling || !extra.backends.is_empty()) {
+    // The built-in router's pods come first; the stable Service moves to them only once they are ready (and
+    // back to stable's pods before they go), so no request meets a router that is not there.
+    let builtin = router == Router::Builtin;
+    if builtin {
+        out.scale_up.insert(0, router_objects::deployment(md, router_image));
+    } else if let Some(r) = &observed.router {
+        out.delete_deployments.push(r.name_any());
+    }
+    let router_ready = builtin && observed.router.as_ref().is_some_and(is_ready);
+    let stable_selector = if router_ready {
+        router_objects::pod_selector(md)
+    } else if router == Router::Replicas && (rolling || !extra.backends.is_empty()) {
         // The pod ratio is the split: one Service over both revisions (or over stable and an
         // Experiment's variants).
         BTreeMap::from([(labels::DEPLOYMENT.to_string(), md.name_any())])
@@ -206,6 +242,9 @@ pub fn desired(
         deployment::selector(md, &stable_hash)
     };
     out.services.push(service::build(md, "stable", stable_selector));
+    if builtin {
+        out.services.push(service::build(md, router_objects::PRIMARY, deployment::selector(md, &stable_hash)));
+    }
     let weights = d.status.weights.clone().unwrap_or_default();
     if let Some(c) = d.status.candidate.as_ref().and_then(|c| c.hash.as_ref()) {
         out.services.push(service::build(md, "candidate", deployment::selector(md, c)));

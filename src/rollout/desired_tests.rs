@@ -197,7 +197,7 @@ fn promotion_moves_selectors_and_route_first_and_scales_down_after_the_delay() {
     )
     .unwrap();
     obs.routes.push((virtual_service_resource(), vs));
-    let d = desired(&md, &target, &decision(status.clone()), &obs, &Routing::default());
+    let d = desired(&md, &target, &decision(status.clone()), &obs, &Routing::default(), "router:test");
     let stable = d.services.iter().find(|s| s.metadata.name.as_deref() == Some("fraud")).unwrap();
     assert_eq!(
         stable.spec.as_ref().unwrap().selector.as_ref().unwrap()[labels::REVISION],
@@ -218,7 +218,7 @@ fn promotion_moves_selectors_and_route_first_and_scales_down_after_the_delay() {
     );
     // After the delay.
     status.scale_downs.clear();
-    let d = desired(&md, &target, &decision(status), &obs, &Routing::default());
+    let d = desired(&md, &target, &decision(status), &obs, &Routing::default(), "router:test");
     assert_eq!(d.scale_down.len(), 1);
     assert_eq!(d.scale_down[0].spec.as_ref().unwrap().replicas, Some(0));
     assert_eq!(d.scale_down[0].metadata.name.as_deref(), Some(format!("fraud-{old}").as_str()));
@@ -230,7 +230,7 @@ fn the_replicas_router_shares_the_stable_service_only_while_rolling() {
     let target = revision::target(&md.spec).unwrap();
     let obs = observed(vec![existing(&md, "aaaaaaaaaa", 4, 4)]);
     let selector = |status: ModelDeploymentStatus| {
-        let d = desired(&md, &target, &decision(status), &obs, &Routing::default());
+        let d = desired(&md, &target, &decision(status), &obs, &Routing::default(), "router:test");
         assert!(
             d.routes.is_empty() && d.delete_routes.is_empty(),
             "no routing object, none deleted that does not exist"
@@ -248,14 +248,17 @@ fn routing_carries_extra_backends_and_mirrors() {
     let mut status = rolling(0, 10);
     status.weights = Some(Weights { stable: 90, candidate: 10, mirror: 50 });
     let extra = Routing {
-        backends: vec![Backend { service: "fraud-challenger".into(), weight: 20 }],
+        backends: vec![Backend::new("fraud-challenger", 20)],
         mirrors: vec![],
         sticky_header: Some("x-user".into()),
     };
     let r = routing(&md, &decision(status), &extra);
     let got: Vec<(&str, i32)> = r.backends.iter().map(|b| (b.service.as_str(), b.weight)).collect();
     assert_eq!(got, [("fraud", 70), ("fraud-candidate", 10), ("fraud-challenger", 20)]);
-    assert_eq!(r.mirrors, [Mirror { service: "fraud-mirror".into(), percent: 50 }]);
+    let variants: Vec<&str> = r.backends.iter().map(|b| b.variant.as_str()).collect();
+    assert_eq!(variants, ["stable", "candidate", ""]);
+    let version = r.mirrors[0].version.clone();
+    assert_eq!(r.mirrors, [Mirror { variant: "mirror".into(), version, ..Mirror::new("fraud-mirror", 50) }]);
     assert_eq!(r.sticky_header.as_deref(), Some("x-user"));
     assert_eq!(r.weight_of("fraud-challenger"), 20);
 }
@@ -308,4 +311,61 @@ fn a_field_the_operator_stops_setting_is_a_change() {
     assert!(up_to_date(&serde_json::to_value(&wide).unwrap(), &applied), "containment alone misses it");
     assert!(!up_to_date(&with_applied_hash(serde_json::to_value(&wide).unwrap()), &applied));
     assert!(up_to_date(&with_applied_hash(serde_json::to_value(&narrow).unwrap()), &applied), "unchanged: no write");
+}
+
+#[test]
+fn the_builtin_router_takes_the_stable_service_only_once_ready_and_gives_it_back_before_it_goes() {
+    let md = md(Router::Builtin, 2);
+    let target = revision::target(&md.spec).unwrap();
+    let status = rolling(0, 10);
+    let selector_of = |d: &DesiredObjects, name: &str| {
+        let s = d.services.iter().find(|s| s.metadata.name.as_deref() == Some(name)).expect(name);
+        s.spec.clone().unwrap().selector.unwrap()
+    };
+    let mut obs = observed(vec![existing(&md, "aaaaaaaaaa", 2, 2), existing(&md, "bbbbbbbbbb", 1, 1)]);
+
+    // No router yet: its Deployment comes first, the ConfigMap is written, stable keeps the Service.
+    let d = desired(&md, &target, &decision(status.clone()), &obs, &Routing::default(), "router:test");
+    assert_eq!(d.scale_up[0].metadata.name.as_deref(), Some("fraud-router"));
+    assert_eq!(
+        d.scale_up[0].spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers[0].image.as_deref(),
+        Some("router:test")
+    );
+    assert_eq!(selector_of(&d, "fraud")[labels::REVISION], "aaaaaaaaaa", "no request meets a router that is not ready");
+    assert_eq!(selector_of(&d, "fraud-primary")[labels::REVISION], "aaaaaaaaaa");
+    assert_eq!(
+        (d.routes.len(), d.routes[0].resource.kind.as_str(), d.routes[0].name.as_str()),
+        (1, "ConfigMap", "fraud-router")
+    );
+    let config: champion_router::config::RouterConfig =
+        serde_json::from_str(d.routes[0].body["data"]["router.json"].as_str().unwrap()).unwrap();
+    let split: Vec<(&str, u32)> = config.backends.iter().map(|b| (b.name.as_str(), b.weight)).collect();
+    assert_eq!(split, [("stable", 90), ("candidate", 10)]);
+
+    // The router is ready: the stable Service selects its pods.
+    let mut router = crate::resources::router::deployment(&md, "router:test");
+    router.status = Some(k8s_openapi::api::apps::v1::DeploymentStatus {
+        ready_replicas: Some(2),
+        updated_replicas: Some(2),
+        ..Default::default()
+    });
+    obs.router = Some(router);
+    let d = desired(&md, &target, &decision(status.clone()), &obs, &Routing::default(), "router:test");
+    assert_eq!(selector_of(&d, "fraud"), crate::resources::router::pod_selector(&md));
+    assert!(d.delete_deployments.is_empty());
+
+    // Another router named: the stable Service goes back to stable's pods, then the router goes.
+    let other = self::md(Router::GatewayApi, 2);
+    let config_map: DynamicObject =
+        serde_json::from_value(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "fraud-router"}}))
+            .unwrap();
+    obs.routes.push((crate::traffic::builtin::config_map_resource(), config_map));
+    let d = desired(&other, &target, &decision(status), &obs, &Routing::default(), "router:test");
+    assert_eq!(selector_of(&d, "fraud")[labels::REVISION], "aaaaaaaaaa");
+    assert!(!d.scale_up.iter().any(|x| x.metadata.name.as_deref() == Some("fraud-router")));
+    assert_eq!(d.delete_deployments, ["fraud-router"]);
+    assert_eq!(
+        d.delete_routes.iter().map(|(r, n)| (r.kind.as_str(), n.as_str())).collect::<Vec<_>>(),
+        [("ConfigMap", "fraud-router")]
+    );
 }

@@ -7,3 +7,4 @@ pub mod pods;
 pub mod replicas;
 pub mod request;
 pub mod revision;
+pub mod shadow;

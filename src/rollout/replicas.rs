@@ -30,7 +30,7 @@ pub fn split(router: Router, replicas: i32, weight: i32, mirror: i32) -> Split {
             let candidate = share(weight).max(1);
             Split { stable: (n - candidate).max(1), candidate }
         }
-        Router::GatewayApi | Router::Istio => {
+        Router::GatewayApi | Router::Istio | Router::Builtin => {
             let pct = weight.max(mirror);
             Split { stable: n, candidate: if pct <= 0 { 0 } else { share(pct).max(1) } }
         }
@@ -46,7 +46,7 @@ pub fn running(router: Router, replicas: i32, weight: i32, mirror: i32, candidat
             let serving = candidate_ready.clamp(0, want.candidate);
             Split { stable: want.stable.max(replicas.max(1) - serving), candidate: want.candidate }
         }
-        Router::GatewayApi | Router::Istio => want,
+        Router::GatewayApi | Router::Istio | Router::Builtin => want,
     }
 }
 

@@ -114,8 +114,8 @@ mod tests {
 
     fn routing(backends: &[(&str, i32)], mirrors: &[(&str, i32)]) -> Routing {
         Routing {
-            backends: backends.iter().map(|(s, w)| Backend { service: s.to_string(), weight: *w }).collect(),
-            mirrors: mirrors.iter().map(|(s, p)| Mirror { service: s.to_string(), percent: *p }).collect(),
+            backends: backends.iter().map(|(s, w)| Backend::new(s.to_string(), *w)).collect(),
+            mirrors: mirrors.iter().map(|(s, p)| Mirror::new(s.to_string(), *p)).collect(),
             sticky_header: None,
         }
     }

@@ -100,11 +100,8 @@ mod tests {
     #[test]
     fn weighted_routes_and_mirrors() {
         let routing = Routing {
-            backends: vec![
-                Backend { service: "fraud".into(), weight: 80 },
-                Backend { service: "fraud-candidate".into(), weight: 20 },
-            ],
-            mirrors: vec![Mirror { service: "fraud-mirror".into(), percent: 30 }],
+            backends: vec![Backend::new("fraud", 80), Backend::new("fraud-candidate", 20)],
+            mirrors: vec![Mirror::new("fraud-mirror", 30)],
             sticky_header: None,
         };
         let vs = Istio.objects(&md(), &routing).remove(0);

@@ -1,11 +1,13 @@
 //! Traffic routers: each turns a list of weighted backends and mirrors (and an optional sticky header)
-//! into the objects its router reads. `gatewayAPI` generates an HTTPRoute, `istio` a VirtualService;
-//! `replicas` needs no object (the pod ratio behind the stable Service is the split). What a router can
+//! into the objects its router reads. `gatewayAPI` generates an HTTPRoute, `istio` a VirtualService,
+//! `builtin` the ConfigMap of Champion's own router; `replicas` needs no object (the pod ratio behind
+//! the stable Service is the split). What a router can
 //! do is part of the router ([`Capabilities`]), so callers ask it instead of matching on its kind.
 //!
 //! The ModelDeployment's apply is the single writer of its routing objects; other kinds (an
 //! Experiment's variants) contribute [`Backend`]s and [`Mirror`]s to the [`Routing`] it hands over.
 
+pub mod builtin;
 pub mod gateway_api;
 pub mod istio;
 pub mod replicas;
@@ -17,21 +19,45 @@ use crate::api::ModelDeployment;
 use crate::api::model_deployment::Router;
 
 /// One Service that receives a share of live traffic.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Backend {
     /// The Service's name (in the ModelDeployment's namespace).
     pub service: String,
     /// Percent of live traffic.
     pub weight: i32,
+    /// The variant it serves (`stable`, `candidate`, an Experiment's variant), as routers that label
+    /// their own metrics name it; empty means the Service's name.
+    pub variant: String,
+    /// The model version it serves, when known.
+    pub version: Option<String>,
 }
 
-/// One Service that receives copies of live requests; its answers are dropped.
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl Backend {
+    /// A backend with no variant name or version.
+    pub fn new(service: impl Into<String>, weight: i32) -> Self {
+        Backend { service: service.into(), weight, ..Backend::default() }
+    }
+}
+
+/// One Service that receives copies of live requests; its answers are dropped (the built-in router
+/// compares them with the live answers).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Mirror {
     /// The Service's name (in the ModelDeployment's namespace).
     pub service: String,
     /// Percent of live requests copied to it (1..=100).
     pub percent: i32,
+    /// The variant it serves, as in [`Backend::variant`].
+    pub variant: String,
+    /// The model version it serves, when known.
+    pub version: Option<String>,
+}
+
+impl Mirror {
+    /// A mirror with no variant name or version.
+    pub fn new(service: impl Into<String>, percent: i32) -> Self {
+        Mirror { service: service.into(), percent, ..Mirror::default() }
+    }
 }
 
 /// Everything a router must put in place.
@@ -90,10 +116,11 @@ pub fn for_router(router: Router) -> &'static dyn TrafficRouter {
         Router::GatewayApi => &gateway_api::GatewayApi,
         Router::Istio => &istio::Istio,
         Router::Replicas => &replicas::Replicas,
+        Router::Builtin => &builtin::Builtin,
     }
 }
 
 /// All routers, for watching their objects and cleaning up those of routers a spec no longer names.
-pub fn all() -> [&'static dyn TrafficRouter; 3] {
-    [&gateway_api::GatewayApi, &istio::Istio, &replicas::Replicas]
+pub fn all() -> [&'static dyn TrafficRouter; 4] {
+    [&gateway_api::GatewayApi, &istio::Istio, &replicas::Replicas, &builtin::Builtin]
 }

@@ -62,7 +62,7 @@ mod tests {
     use super::*;
 
     fn b(service: &str, weight: i32) -> Backend {
-        Backend { service: service.into(), weight }
+        Backend::new(service, weight)
     }
 
     fn chars_of(bucket: &Bucket) -> usize {

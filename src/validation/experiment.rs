@@ -34,12 +34,15 @@ pub fn validate(spec: &ExperimentSpec, config: &OperatorConfig) -> Vec<FieldErro
         }
     }
     for (i, g) in spec.guardrails.iter().enumerate() {
-        errors.extend(check_query(
-            &format!("spec.guardrails[{i}].prometheus"),
-            &g.prometheus,
-            QUERY_PLACEHOLDERS,
-            config,
-        ));
+        match &g.prometheus {
+            Some(q) => {
+                errors.extend(check_query(&format!("spec.guardrails[{i}].prometheus"), q, QUERY_PLACEHOLDERS, config))
+            }
+            None => errors.push(FieldError::new(
+                format!("spec.guardrails[{i}].builtin"),
+                "built-in metrics measure a rollout's candidate; Experiment guardrails need a prometheus query",
+            )),
+        }
     }
     errors.extend(check_duration("spec.decision.maxDuration", Some(&spec.decision.max_duration)));
     errors
@@ -86,7 +89,7 @@ mod tests {
                 "guardrail with unknown provider",
                 |x| {
                     let mut g = fixtures::metric("p99", 0.25);
-                    g.prometheus.provider = Some("nope".into());
+                    g.prometheus.as_mut().unwrap().provider = Some("nope".into());
                     x.spec.guardrails = vec![g];
                 },
                 &["spec.guardrails[0].prometheus.provider"],

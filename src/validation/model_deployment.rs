@@ -1,9 +1,11 @@
 //! Operator-side checks of a ModelDeployment spec.
 
-use super::{FieldError, check_duration, check_query};
+use super::{FieldError, check_duration, check_provider, check_query};
 use crate::api::ModelDeploymentSpec;
+use crate::api::common::BuiltinMetric;
+use crate::api::model_deployment::Router;
 use crate::config::OperatorConfig;
-use crate::rollout::plan::MIN_INTERVAL;
+use crate::rollout::plan::{self, MIN_INTERVAL};
 
 /// Placeholders a rollout metric query may use.
 pub const QUERY_PLACEHOLDERS: &[&str] = &["namespace", "name", "variant", "version", "revision", "service", "interval"];
@@ -51,11 +53,39 @@ pub fn validate(spec: &ModelDeploymentSpec, config: &OperatorConfig) -> Vec<Fiel
                     ));
                 }
                 for (i, m) in analysis.metrics.iter().enumerate() {
-                    let field = format!("spec.strategy.canary.analysis.metrics[{i}].prometheus");
-                    errors.extend(check_query(&field, &m.prometheus, QUERY_PLACEHOLDERS, config));
+                    let field = format!("spec.strategy.canary.analysis.metrics[{i}]");
+                    if let Some(q) = &m.prometheus {
+                        errors.extend(check_query(&format!("{field}.prometheus"), q, QUERY_PLACEHOLDERS, config));
+                    }
+                    if let Some(b) = m.builtin {
+                        errors.extend(check_builtin(&format!("{field}.builtin"), b, spec, config));
+                    }
                 }
             }
         }
+    }
+    errors
+}
+
+/// A built-in metric needs the built-in router, a Prometheus provider to read it from, and (for
+/// `shadowAgreement`) a comparison to count agreement by.
+fn check_builtin(
+    field: &str,
+    metric: BuiltinMetric,
+    spec: &ModelDeploymentSpec,
+    config: &OperatorConfig,
+) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    if plan::router(spec) != Router::Builtin {
+        errors.push(FieldError::new(field, "built-in metrics are measured by the built-in router: set traffic.router: builtin, or use a prometheus query"));
+    }
+    errors.extend(check_provider(field, config.router_provider(), config));
+    let compared = spec.traffic.as_ref().and_then(|t| t.builtin.as_ref()).is_some_and(|b| b.comparison.is_some());
+    if metric == BuiltinMetric::ShadowAgreement && !compared {
+        errors.push(FieldError::new(
+            field,
+            "shadowAgreement needs traffic.builtin.comparison (which field of the answers to compare)",
+        ));
     }
     errors
 }
@@ -72,7 +102,26 @@ mod tests {
 
     fn metric_query(md: &mut ModelDeployment) -> &mut crate::api::PrometheusQuery {
         let canary = md.spec.strategy.as_mut().unwrap().canary.as_mut().unwrap();
-        &mut canary.analysis.as_mut().unwrap().metrics[0].prometheus
+        canary.analysis.as_mut().unwrap().metrics[0].prometheus.as_mut().unwrap()
+    }
+
+    fn builtin_metric(md: &mut ModelDeployment, metric: BuiltinMetric) {
+        let canary = md.spec.strategy.as_mut().unwrap().canary.as_mut().unwrap();
+        let m = &mut canary.analysis.as_mut().unwrap().metrics[0];
+        m.prometheus = None;
+        m.builtin = Some(metric);
+    }
+
+    fn set_router(md: &mut ModelDeployment, router: Router, compared: bool) {
+        use crate::api::model_deployment::{BuiltinTraffic, ShadowComparison, Traffic};
+        md.spec.traffic = Some(Traffic {
+            router: Some(router),
+            builtin: Some(BuiltinTraffic {
+                comparison: compared.then(|| ShadowComparison { path: "label".into(), ..ShadowComparison::default() }),
+                ..BuiltinTraffic::default()
+            }),
+            ..Traffic::default()
+        });
     }
 
     type Case = (&'static str, fn(&mut ModelDeployment), &'static [&'static str]);
@@ -104,6 +153,37 @@ mod tests {
                 &[
                     "spec.strategy.canary.analysis.metrics[0].prometheus.provider: no Prometheus provider named \"thanos\"",
                 ],
+            ),
+            (
+                "a built-in metric under the built-in router",
+                |md| {
+                    builtin_metric(md, BuiltinMetric::ErrorRate);
+                    set_router(md, Router::Builtin, false);
+                },
+                &[],
+            ),
+            (
+                "a built-in metric needs the built-in router",
+                |md| builtin_metric(md, BuiltinMetric::ErrorRate),
+                &[
+                    "spec.strategy.canary.analysis.metrics[0].builtin: built-in metrics are measured by the built-in router",
+                ],
+            ),
+            (
+                "shadowAgreement needs a comparison",
+                |md| {
+                    builtin_metric(md, BuiltinMetric::ShadowAgreement);
+                    set_router(md, Router::Builtin, false);
+                },
+                &["spec.strategy.canary.analysis.metrics[0].builtin: shadowAgreement needs traffic.builtin.comparison"],
+            ),
+            (
+                "shadowAgreement with a comparison",
+                |md| {
+                    builtin_metric(md, BuiltinMetric::ShadowAgreement);
+                    set_router(md, Router::Builtin, true);
+                },
+                &[],
             ),
             (
                 "unknown placeholder",

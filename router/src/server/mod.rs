@@ -10,6 +10,7 @@ pub mod mirror;
 pub mod proxy;
 pub mod routing;
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -98,6 +99,8 @@ pub struct State {
     pub clients: Clients,
     /// Why the configuration file's current content is not serving, if it is not.
     pub last_error: Mutex<Option<String>>,
+    /// Address overrides ([`Options::resolve`]).
+    pub resolve: BTreeMap<String, String>,
 }
 
 /// Locks a mutex; a panic elsewhere while holding it leaves data that is still usable here.
@@ -127,6 +130,9 @@ pub struct Options {
     pub admin_listen: SocketAddr,
     /// How often the configuration file is checked.
     pub reload_every: Duration,
+    /// Addresses to use instead of the configured ones (`host:port` → `ip:port`), like curl's
+    /// `--resolve`: for running the router outside the cluster whose Service names its configuration uses.
+    pub resolve: BTreeMap<String, String>,
 }
 
 /// A running router.
@@ -175,6 +181,7 @@ pub async fn start(options: Options) -> io::Result<Running> {
             shadow_h2: client(true),
         },
         last_error: Mutex::new(None),
+        resolve: options.resolve.clone(),
     });
     match first {
         Ok(config) => apply(&state, config),
@@ -235,7 +242,7 @@ where
 /// Swaps a new configuration in; the requests in flight finish on the one they started with.
 fn apply(state: &State, config: RouterConfig) {
     let previous = state.routing.load_full();
-    match Routing::build(config, &state.metrics, previous.as_deref()) {
+    match Routing::build(config, &state.metrics, previous.as_deref(), &state.resolve) {
         Ok(routing) => {
             state.log.configure(&routing.config.prediction_log);
             lock(&state.window).set_capacity(routing.window_size);

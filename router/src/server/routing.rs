@@ -1,6 +1,7 @@
 //! A configuration resolved once for serving: parsed addresses, the split schedule, the sticky hash inputs, the
 //! shadows' samplers and concurrency caps, the metric handles. A reload builds a new one and swaps it in whole.
 
+use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -127,10 +128,19 @@ pub struct Routing {
 }
 
 impl Routing {
-    /// Resolves a validated configuration; `previous` lends its shadows' concurrency caps.
-    pub fn build(config: RouterConfig, metrics: &Metrics, previous: Option<&Routing>) -> Result<Routing, String> {
-        let authority =
-            |address: &str| Authority::from_str(authority_of(address)).map_err(|e| format!("address {address:?}: {e}"));
+    /// Resolves a validated configuration; `previous` lends its shadows' concurrency caps; an address
+    /// found in `resolve` is reached at the address it maps to.
+    pub fn build(
+        config: RouterConfig,
+        metrics: &Metrics,
+        previous: Option<&Routing>,
+        resolve: &BTreeMap<String, String>,
+    ) -> Result<Routing, String> {
+        let authority = |address: &str| {
+            let configured = authority_of(address);
+            let reached = resolve.get(configured).map_or(configured, String::as_str);
+            Authority::from_str(reached).map_err(|e| format!("address {address:?}: {e}"))
+        };
         let version = |v: &Option<String>| v.as_deref().map(Arc::from);
         let backends = config
             .backends
@@ -235,5 +245,25 @@ mod tests {
         // Still failing: the next failure opens it again at once.
         b.failed_at(2000);
         assert!(b.is_open_at(2500));
+    }
+
+    #[test]
+    fn resolve_overrides_only_the_addresses_it_names() {
+        let config = RouterConfig::parse(
+            r#"{"backends": [{"name": "stable", "address": "fraud-primary.ml.svc:8080", "weight": 1},
+                             {"name": "candidate", "address": "http://fraud-candidate.ml.svc:8080", "weight": 1}],
+                "shadows": [{"name": "mirror", "address": "fraud-mirror.ml.svc:8080"}]}"#,
+        )
+        .unwrap();
+        let resolve = BTreeMap::from([
+            ("fraud-primary.ml.svc:8080".to_string(), "127.0.0.1:18080".to_string()),
+            ("fraud-candidate.ml.svc:8080".to_string(), "127.0.0.2:18081".to_string()),
+        ]);
+        let r = Routing::build(config, &Metrics::new(), None, &resolve).unwrap();
+        let live: Vec<String> = r.backends.iter().map(|b| b.authority.to_string()).collect();
+        assert_eq!(live, ["127.0.0.1:18080", "127.0.0.2:18081"]);
+        assert_eq!(r.shadows[0].authority.to_string(), "fraud-mirror.ml.svc:8080");
+        // What the admin port shows is the configuration as written.
+        assert_eq!(r.config.backends[0].address, "fraud-primary.ml.svc:8080");
     }
 }

@@ -133,6 +133,7 @@ impl TestRouter {
             config_path: path.clone(),
             listen: "127.0.0.1:0".parse().unwrap(),
             admin_listen: "127.0.0.1:0".parse().unwrap(),
+            resolve: Default::default(),
             reload_every: Duration::from_millis(50),
         })
         .await

@@ -92,8 +92,9 @@ pub async fn apply(
     let ns = md.namespace().unwrap_or_default();
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
     let services: Api<Service> = Api::namespaced(client.clone(), &ns);
-    let cached_deployment =
-        |name: &str| observed.deployments.values().find(|d| d.metadata.name.as_deref() == Some(name));
+    let cached_deployment = |name: &str| {
+        observed.deployments.values().chain(observed.router.iter()).find(|d| d.metadata.name.as_deref() == Some(name))
+    };
     let mut writes = 0;
     for d in &objects.scale_up {
         let name = d.name_any();

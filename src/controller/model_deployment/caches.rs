@@ -58,7 +58,16 @@ impl Caches {
                     .map(|o| (resource.clone(), o.as_ref().clone()))
             })
             .collect();
-        Observed { deployments, services, routes }
+        let router_name = crate::resources::router::name(md);
+        let router = self
+            .deployments
+            .state()
+            .into_iter()
+            .find(|d| {
+                owned_by(d.as_ref(), md) && d.name_any() == router_name && !d.labels().contains_key(labels::REVISION)
+            })
+            .map(|d| d.as_ref().clone());
+        Observed { deployments, services, routes, router }
     }
 
     /// What the Experiment running on `md` (if any) adds to its routing: its variants with ready pods.

@@ -13,8 +13,9 @@ use kube::runtime::controller::Action;
 
 use super::apply::{self, ApplyError};
 use super::{Caches, registry};
-use crate::analysis::{candidate_vars, measure};
-use crate::api::model_deployment::{MetricResult, Verdict};
+use crate::analysis::{Sample, TemplateVars, builtin, candidate_vars, measure};
+use crate::api::common::BuiltinMetric;
+use crate::api::model_deployment::{MetricResult, ShadowStatus, Verdict};
 use crate::api::{DeploymentPhase, ModelDeployment, ModelDeploymentStatus};
 use crate::conditions::{self, Desired, Transition};
 use crate::controller::acceptance::{self, Acceptance};
@@ -25,6 +26,7 @@ use crate::rollout::plan::{self, Input};
 use crate::rollout::pods as rollout_pods;
 use crate::rollout::request::Request;
 use crate::rollout::revision;
+use crate::rollout::shadow::{self, ShadowPlan};
 use crate::validation::FieldError;
 
 /// How long a quiet ModelDeployment waits before a reconcile looks again (drift of objects that are not
@@ -103,7 +105,7 @@ pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>, caches: Arc<
     });
 
     let extra = caches.experiment_routing(&md);
-    let objects = desired::desired(&md, &target, &decision, &observed, &extra);
+    let objects = desired::desired(&md, &target, &decision, &observed, &extra, ctx.config.router_image());
     if let Err(e) = apply::apply(&ctx.client, &md, &objects, &observed).await {
         report_apply_failure(&ctx, &md, &current, &e, &Time(now)).await?;
         return Err(e.into());
@@ -128,6 +130,13 @@ pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>, caches: Arc<
         conditions.extend(a.condition.clone());
         events.append(&mut a.events);
     }
+    new_status.shadow = match shadow::plan(&md.spec, current.shadow.as_ref(), &new_status, now) {
+        ShadowPlan::Keep(s) => s,
+        ShadowPlan::Measure { version, since, window } => {
+            let kept = current.shadow.clone().filter(|s| s.version == version);
+            read_agreement(&ctx, &md, version, since, window, now).await.or(kept)
+        }
+    };
     let mut new_status = finish_status(&md, &current, &conditions, new_status, &Time(now));
     if let Some((raw, e)) = bad_request {
         new_status.last_request = Some(raw);
@@ -139,6 +148,9 @@ pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>, caches: Arc<
     }
     record_metrics(&ctx, &md, &new_status);
     let mut requeue = decision.requeue_after.unwrap_or(RESYNC).min(RESYNC);
+    if let Some(next) = shadow::next_reading(&md.spec, &new_status, now) {
+        requeue = requeue.min(next);
+    }
     if let Some(a) = &alias {
         requeue = requeue.min(a.next_read.max(Duration::from_secs(1)));
     }
@@ -272,6 +284,46 @@ async fn measure_metrics(
         }
     }))
     .await
+}
+
+/// The candidate's agreement with stable over `window`, read from the built-in router's series through
+/// Prometheus; `None` when it cannot be read (the last reading stays).
+async fn read_agreement(
+    ctx: &Context,
+    md: &ModelDeployment,
+    version: String,
+    since: Time,
+    window: Duration,
+    now: jiff::Timestamp,
+) -> Option<ShadowStatus> {
+    let base = ctx.config.provider_url(ctx.config.router_provider()).ok()?;
+    let vars = TemplateVars {
+        namespace: md.namespace(),
+        name: Some(md.name_any()),
+        interval: Some(format!("{}s", window.as_secs())),
+        ..TemplateVars::default()
+    };
+    let agreement = builtin::query(BuiltinMetric::ShadowAgreement, &vars).ok()?;
+    let count = builtin::comparisons_query(&vars).ok()?;
+    let (agreement, count) = futures::join!(ctx.prometheus.query(base, &agreement), ctx.prometheus.query(base, &count));
+    let value = |s: Sample| match s {
+        Sample::Value(v) => Some(v),
+        Sample::NoData => None,
+    };
+    let (agreement, count) = match (agreement, count) {
+        (Ok(a), Ok(c)) => (value(a), value(c)),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::debug!(error = %e, "could not read the shadow agreement");
+            return None;
+        }
+    };
+    Some(ShadowStatus {
+        version,
+        comparisons: count.map_or(0, |c| c.round() as i64),
+        agreement: agreement.map(|a| (a * 10_000.0).round() / 10_000.0),
+        since,
+        measured_at: Time(now),
+    })
 }
 
 /// The status to write: the decision's rollout fields, conditions merged (transition times kept when a

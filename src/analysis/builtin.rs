@@ -1,0 +1,118 @@
+//! The built-in router's metrics as PromQL: `errorRate`, `latencyP99`, `shadowAgreement` and
+//! `feedbackAccuracy` of a rollout's candidate, over `champion-router`'s own series.
+//!
+//! The router's series are selected as a Kubernetes pod scrape labels them: `namespace` and `pod` (every
+//! common scrape configuration keeps these two; the router's pods are `<name>-router-<hash>-<suffix>`),
+//! and by the router's own labels `variant` (`candidate`) and `shadow` (`mirror`, the candidate receiving
+//! copies in a mirror step).
+
+use crate::analysis::TemplateVars;
+use crate::api::common::BuiltinMetric;
+use crate::rollout::desired::MIRROR_VARIANT;
+
+/// The candidate's variant name in the router's metrics.
+const CANDIDATE: &str = "candidate";
+
+/// The PromQL of `metric` for the ModelDeployment `vars.name` in `vars.namespace`, over `vars.interval`.
+pub fn query(metric: BuiltinMetric, vars: &TemplateVars) -> Result<String, String> {
+    let need = |v: &Option<String>, what: &str| v.clone().ok_or_else(|| format!("no {what} to select the router by"));
+    let (ns, name, interval) =
+        (need(&vars.namespace, "namespace")?, need(&vars.name, "name")?, need(&vars.interval, "interval")?);
+    let pods = format!(r#"namespace="{ns}",pod=~"{}-router-[a-z0-9]+-[a-z0-9]+""#, name.replace('.', r"\\."));
+    let rate = |series: &str, labels: &str| format!("sum(rate({series}{{{pods},{labels}}}[{interval}]))");
+    let increase = |series: &str, labels: &str| format!("sum(increase({series}{{{pods},{labels}}}[{interval}]))");
+    let zero = |q: String| format!("({q} or vector(0))");
+    let requests = "champion_router_requests_total";
+    let shadow = "champion_router_shadow_responses_total";
+    let live = format!(r#"variant="{CANDIDATE}""#);
+    let mirrored = format!(r#"shadow="{MIRROR_VARIANT}""#);
+    Ok(match metric {
+        BuiltinMetric::ErrorRate => format!(
+            "({} + {}) / ({} + {})",
+            zero(rate(requests, &format!(r#"{live},class="5xx""#))),
+            zero(rate(shadow, &format!(r#"{mirrored},class=~"5xx|failed""#))),
+            zero(rate(requests, &live)),
+            zero(rate(shadow, &mirrored)),
+        ),
+        BuiltinMetric::LatencyP99 => format!(
+            "histogram_quantile(0.99, sum by (le) (rate(champion_router_request_duration_seconds_bucket{{{pods},{live}}}[{interval}])))"
+        ),
+        BuiltinMetric::ShadowAgreement => {
+            let comparisons = "champion_router_shadow_comparisons_total";
+            format!(
+                "{} / {}",
+                zero(increase(comparisons, &format!(r#"{mirrored},outcome="agree""#))),
+                increase(comparisons, &format!(r#"{mirrored},outcome!="live_unusable""#)),
+            )
+        }
+        BuiltinMetric::FeedbackAccuracy => {
+            let feedback = "champion_router_feedback_total";
+            format!(
+                "{} / {}",
+                zero(increase(feedback, &format!(r#"{live},outcome="correct""#))),
+                increase(feedback, &format!(r#"{live},outcome=~"correct|incorrect""#)),
+            )
+        }
+    })
+}
+
+/// The number of the candidate's shadow answers compared over `vars.interval` (for the status).
+pub fn comparisons_query(vars: &TemplateVars) -> Result<String, String> {
+    let q = query(BuiltinMetric::ShadowAgreement, vars)?;
+    // The denominator of the agreement is the count.
+    Ok(q.split_once(" / ").map(|(_, d)| d.to_string()).unwrap_or(q))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars() -> TemplateVars {
+        TemplateVars {
+            namespace: Some("ml".into()),
+            name: Some("fraud".into()),
+            interval: Some("30s".into()),
+            ..TemplateVars::default()
+        }
+    }
+
+    #[test]
+    fn queries_select_the_router_pods_of_one_model_deployment() {
+        let pods = r#"namespace="ml",pod=~"fraud-router-[a-z0-9]+-[a-z0-9]+""#;
+        let table = [
+            (BuiltinMetric::ErrorRate, r#"champion_router_requests_total{POD,variant="candidate",class="5xx"}[30s]"#),
+            (
+                BuiltinMetric::ErrorRate,
+                r#"champion_router_shadow_responses_total{POD,shadow="mirror",class=~"5xx|failed"}"#,
+            ),
+            (
+                BuiltinMetric::LatencyP99,
+                r#"histogram_quantile(0.99, sum by (le) (rate(champion_router_request_duration_seconds_bucket{POD,variant="candidate"}[30s])))"#,
+            ),
+            (
+                BuiltinMetric::ShadowAgreement,
+                r#"(sum(increase(champion_router_shadow_comparisons_total{POD,shadow="mirror",outcome="agree"}[30s])) or vector(0)) / "#,
+            ),
+            (BuiltinMetric::FeedbackAccuracy, r#"outcome=~"correct|incorrect"}[30s]))"#),
+        ];
+        for (metric, part) in table {
+            let q = query(metric, &vars()).unwrap();
+            assert!(q.contains(&part.replace("POD", pods)), "{metric:?}: {q}");
+        }
+        assert_eq!(
+            comparisons_query(&vars()).unwrap(),
+            format!(
+                r#"sum(increase(champion_router_shadow_comparisons_total{{{pods},shadow="mirror",outcome!="live_unusable"}}[30s]))"#
+            )
+        );
+    }
+
+    #[test]
+    fn a_dotted_name_is_matched_literally_and_missing_values_are_errors() {
+        let mut v = vars();
+        v.name = Some("fraud.v2".into());
+        assert!(query(BuiltinMetric::ErrorRate, &v).unwrap().contains(r#"pod=~"fraud\\.v2-router-"#));
+        v.interval = None;
+        assert_eq!(query(BuiltinMetric::ErrorRate, &v).unwrap_err(), "no interval to select the router by");
+    }
+}

@@ -1,0 +1,192 @@
+//! The `builtin` router: Champion's own `champion-router`, one per ModelDeployment. What it reads is a
+//! ConfigMap `<name>-router` holding the router's configuration document (the types are the router
+//! crate's own, so the two cannot drift): the backends by exact weight, the mirrors as shadows whose
+//! answers are compared with the live ones, the sticky header, the comparison and feedback settings.
+//! Rewriting it is how traffic moves; the router reloads it without dropping connections. The router's
+//! Deployment and the Service in front of stable are built by [`crate::resources::router`].
+
+use champion_router::config::{
+    Backend as RouterBackend, CompareMode as RouterCompare, Comparison, Feedback, PredictionLog, RouterConfig, Shadow,
+    Sticky, Upstream,
+};
+use kube::ResourceExt;
+use kube::core::{ApiResource, GroupVersionKind};
+use serde_json::json;
+
+use super::{Capabilities, RouteObject, Routing, TrafficRouter};
+use crate::api::ModelDeployment;
+use crate::api::model_deployment::{BuiltinTraffic, CompareMode};
+use crate::resources::{router, service};
+
+/// The built-in router.
+pub struct Builtin;
+
+/// The ConfigMap API.
+pub fn config_map_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("", "v1", "ConfigMap"), "configmaps")
+}
+
+/// Where a Service of `md` is reached from the router's pods: `<service>.<namespace>.svc:<port>`.
+fn address(md: &ModelDeployment, service: &str) -> String {
+    format!("{service}.{}.svc:{}", md.namespace().unwrap_or_default(), service::port(md))
+}
+
+/// The variant name of a backend or mirror (its Service's name when the contributor named none).
+fn variant(name: &str, service: &str) -> String {
+    if name.is_empty() { service.to_string() } else { name.to_string() }
+}
+
+/// The router's configuration for `routing`. The stable backend (the stable Service, which fronts the
+/// router itself) is reached through `<name>-primary`.
+pub fn config(md: &ModelDeployment, routing: &Routing) -> RouterConfig {
+    let settings: BuiltinTraffic = md.spec.traffic.as_ref().and_then(|t| t.builtin.clone()).unwrap_or_default();
+    let stable = service::name(md, "stable");
+    let backends = routing
+        .backends
+        .iter()
+        .map(|b| {
+            let target = if b.service == stable { router::primary_service(md) } else { b.service.clone() };
+            RouterBackend {
+                name: variant(&b.variant, &b.service),
+                address: address(md, &target),
+                weight: b.weight.max(0) as u32,
+                model_version: b.version.clone(),
+            }
+        })
+        .collect();
+    let shadows = routing
+        .mirrors
+        .iter()
+        .map(|m| Shadow {
+            name: variant(&m.variant, &m.service),
+            address: address(md, &m.service),
+            model_version: m.version.clone(),
+            mirror_percent: f64::from(m.percent.clamp(0, 100)),
+            ..default_shadow()
+        })
+        .collect();
+    let comparison = settings.comparison.as_ref().map(|c| Comparison {
+        path: c.path.clone(),
+        mode: match c.mode {
+            CompareMode::Exact => RouterCompare::Exact,
+            CompareMode::Numeric => RouterCompare::Numeric { tolerance: c.tolerance.unwrap_or(0.0) },
+            CompareMode::TopK => RouterCompare::TopK { k: c.k.unwrap_or(1) },
+        },
+    });
+    RouterConfig {
+        backends,
+        sticky: routing.sticky_header.as_ref().map(|h| Sticky { header: h.to_ascii_lowercase() }),
+        shadows,
+        comparison,
+        prediction_log: PredictionLog {
+            body_sample_percent: settings.log_body_percent.unwrap_or(0.0),
+            ..PredictionLog::default()
+        },
+        feedback: Feedback { label_path: settings.label_path.clone(), ..Feedback::default() },
+        upstream: Upstream::default(),
+    }
+}
+
+/// A shadow with the router's defaults (concurrency, body and time limits), for the fields the operator
+/// does not set.
+fn default_shadow() -> Shadow {
+    serde_json::from_value(json!({"name": "", "address": ""})).expect("a shadow with only the required fields")
+}
+
+impl TrafficRouter for Builtin {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities { exact_split: true, mirror: true, header_match: true }
+    }
+
+    fn objects(&self, md: &ModelDeployment, routing: &Routing) -> Vec<RouteObject> {
+        let name = router::name(md);
+        let document = serde_json::to_string_pretty(&config(md, routing)).unwrap_or_default();
+        let meta = crate::resources::meta(md, &name, Default::default());
+        vec![RouteObject {
+            resource: config_map_resource(),
+            name,
+            body: json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta,
+                         "data": {router::CONFIG_KEY: document}}),
+        }]
+    }
+
+    fn resource(&self) -> Option<ApiResource> {
+        Some(config_map_resource())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::model_deployment::{Router, ShadowComparison, Traffic};
+    use crate::fixtures;
+    use crate::traffic::{Backend, Mirror};
+
+    fn md() -> ModelDeployment {
+        let mut md = fixtures::model_deployment("fraud");
+        md.spec.traffic = Some(Traffic {
+            router: Some(Router::Builtin),
+            builtin: Some(BuiltinTraffic {
+                comparison: Some(ShadowComparison {
+                    path: "label".into(),
+                    mode: CompareMode::TopK,
+                    k: Some(2),
+                    ..ShadowComparison::default()
+                }),
+                ..BuiltinTraffic::default()
+            }),
+            ..Traffic::default()
+        });
+        md
+    }
+
+    #[test]
+    fn backends_shadows_and_comparison() {
+        let md = md();
+        let routing = Routing {
+            backends: vec![
+                Backend { service: "fraud".into(), weight: 70, variant: "stable".into(), version: Some("1".into()) },
+                Backend {
+                    service: "fraud-candidate".into(),
+                    weight: 30,
+                    variant: "candidate".into(),
+                    version: Some("2".into()),
+                },
+            ],
+            mirrors: vec![Mirror::new("fraud-xabc", 25)],
+            sticky_header: Some("X-User".into()),
+        };
+        let c = config(&md, &routing);
+        let ns = md.namespace().unwrap();
+        let rows: Vec<(&str, String, u32, Option<&str>)> = c
+            .backends
+            .iter()
+            .map(|b| (b.name.as_str(), b.address.clone(), b.weight, b.model_version.as_deref()))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("stable", format!("fraud-primary.{ns}.svc:8080"), 70, Some("1")),
+                ("candidate", format!("fraud-candidate.{ns}.svc:8080"), 30, Some("2")),
+            ]
+        );
+        assert_eq!(c.shadows.len(), 1);
+        assert_eq!((c.shadows[0].name.as_str(), c.shadows[0].mirror_percent), ("fraud-xabc", 25.0));
+        assert_eq!(c.shadows[0].address, format!("fraud-xabc.{ns}.svc:8080"));
+        assert_eq!(c.sticky.unwrap().header, "x-user");
+        let comparison = c.comparison.unwrap();
+        assert_eq!((comparison.path.as_str(), comparison.mode), ("label", RouterCompare::TopK { k: 2 }));
+    }
+
+    #[test]
+    fn the_config_map_holds_a_document_the_router_accepts() {
+        let md = md();
+        let routing = Routing { backends: vec![Backend::new("fraud", 100)], ..Routing::default() };
+        let objects = Builtin.objects(&md, &routing);
+        assert_eq!(objects.len(), 1);
+        assert_eq!(objects[0].name, "fraud-router");
+        let text = objects[0].body["data"][router::CONFIG_KEY].as_str().unwrap();
+        let parsed = RouterConfig::parse(text).expect("the router's own parser and rules accept it");
+        assert_eq!(parsed.backends[0].name, "fraud");
+    }
+}
