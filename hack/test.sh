@@ -2,7 +2,7 @@
 # hack/test.sh: run every test of Champion on this machine, from nothing to a verdict.
 #
 #   1. build the pinned Kubernetes binaries (tests/cluster/build-bins.sh; cached in ~/.cache/champion/k8s)
-#   2. cargo build --bins
+#   2. cargo build --workspace --bins (the operator, the plugin and champion-router)
 #   3. cargo test --workspace --no-fail-fast   (unit, mock-API-server, examples and CRD tests; the router
 #                                       crate's unit and integration tests)
 #   4. build the end-to-end tests      (cargo test --features e2e --test e2e --no-run)
@@ -166,7 +166,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM HUP
 
 phase "build Kubernetes binaries (build-bins.sh)" build_bins
-phase "cargo build --bins" cargo build --bins
+phase "cargo build --workspace --bins" cargo build --workspace --bins
 if [[ ${SKIP_UNIT:-0} != 1 ]]; then
   phase "cargo test (unit, mock, examples, crds, router)" cargo test --workspace --no-fail-fast
 fi

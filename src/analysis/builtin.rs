@@ -13,6 +13,9 @@ use crate::rollout::desired::MIRROR_VARIANT;
 /// The candidate's variant name in the router's metrics.
 const CANDIDATE: &str = "candidate";
 
+/// The shortest window `feedbackAccuracy` counts feedback over.
+pub const FEEDBACK_WINDOW: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// The PromQL of `metric` for the ModelDeployment `vars.name` in `vars.namespace`, over `vars.interval`.
 pub fn query(metric: BuiltinMetric, vars: &TemplateVars) -> Result<String, String> {
     let need = |v: &Option<String>, what: &str| v.clone().ok_or_else(|| format!("no {what} to select the router by"));
@@ -46,12 +49,15 @@ pub fn query(metric: BuiltinMetric, vars: &TemplateVars) -> Result<String, Strin
             )
         }
         BuiltinMetric::FeedbackAccuracy => {
-            let feedback = "champion_router_feedback_total";
-            format!(
-                "{} / {}",
-                zero(increase(feedback, &format!(r#"{live},outcome="correct""#))),
-                increase(feedback, &format!(r#"{live},outcome=~"correct|incorrect""#)),
-            )
+            // Ground truth arrives late and in bursts: it is counted over at least FEEDBACK_WINDOW.
+            let window = match crate::api::duration::parse_duration(&interval) {
+                Ok(d) if d > FEEDBACK_WINDOW => interval.clone(),
+                _ => format!("{}s", FEEDBACK_WINDOW.as_secs()),
+            };
+            let feedback = |labels: &str| {
+                format!("sum(increase(champion_router_feedback_total{{{pods},{live},{labels}}}[{window}]))")
+            };
+            format!("{} / {}", zero(feedback(r#"outcome="correct""#)), feedback(r#"outcome=~"correct|incorrect""#))
         }
     })
 }
@@ -93,7 +99,7 @@ mod tests {
                 BuiltinMetric::ShadowAgreement,
                 r#"(sum(increase(champion_router_shadow_comparisons_total{POD,shadow="mirror",outcome="agree"}[30s])) or vector(0)) / "#,
             ),
-            (BuiltinMetric::FeedbackAccuracy, r#"outcome=~"correct|incorrect"}[30s]))"#),
+            (BuiltinMetric::FeedbackAccuracy, r#"outcome=~"correct|incorrect"}[300s]))"#),
         ];
         for (metric, part) in table {
             let q = query(metric, &vars()).unwrap();
@@ -105,6 +111,14 @@ mod tests {
                 r#"sum(increase(champion_router_shadow_comparisons_total{{{pods},shadow="mirror",outcome!="live_unusable"}}[30s]))"#
             )
         );
+    }
+
+    #[test]
+    fn feedback_is_counted_over_at_least_five_minutes() {
+        let mut v = vars();
+        v.interval = Some("10m".into());
+        assert!(query(BuiltinMetric::FeedbackAccuracy, &v).unwrap().contains("}[10m]))"));
+        assert!(query(BuiltinMetric::ErrorRate, &v).unwrap().contains("}[10m]))"));
     }
 
     #[test]

@@ -131,7 +131,8 @@ pub enum BuiltinMetric {
     /// (`traffic.builtin.comparison`); a failed or unusable shadow answer counts as disagreeing.
     ShadowAgreement,
     /// The share of the candidate's predictions that ground-truth feedback (`POST /feedback` on the
-    /// router) called correct over the interval.
+    /// router) called correct, over the feedback of the last interval (at least 5 minutes: ground truth
+    /// arrives late and in bursts).
     FeedbackAccuracy,
 }
 

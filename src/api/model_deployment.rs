@@ -137,10 +137,22 @@ pub struct Traffic {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct BuiltinTraffic {
-    /// Router pods (default 2).
+    /// Router pods (default 1). Feedback is joined by the router pod that served the prediction: with
+    /// several pods, feedback that reaches another one is counted as unmatched (the prediction log keeps
+    /// every prediction for an offline join).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 50))]
     pub replicas: Option<i32>,
+    /// Node labels the router's pods must run on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_selector: Option<std::collections::BTreeMap<String, String>>,
+    /// Taints the router's pods tolerate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16))]
+    pub tolerations: Option<Vec<k8s_openapi::api::core::v1::Toleration>>,
+    /// The router container's resource requests and limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<k8s_openapi::api::core::v1::ResourceRequirements>,
     /// How a shadow's JSON answer is compared with the live one in mirror steps (and Experiments in
     /// shadow mode). Without it shadows are counted by status only and `shadowAgreement` has no data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -591,8 +603,8 @@ pub struct ModelDeploymentStatus {
     /// The registry alias followed (with `spec.model.registry`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registry: Option<RegistryStatus>,
-    /// The candidate's live agreement with stable in the current mirror step (built-in router with a
-    /// comparison only).
+    /// The candidate's live agreement with stable in the current (or last) mirror step, built-in router
+    /// with a comparison only; kept after the step until another candidate rolls out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shadow: Option<ShadowStatus>,
     /// Standard conditions: Ready, Progressing, Degraded, Paused.

@@ -24,8 +24,8 @@ pub const ADMIN_PORT: i32 = 9090;
 pub const CONFIG_DIR: &str = "/etc/champion-router";
 /// The ConfigMap key (and file name) of the router's configuration.
 pub const CONFIG_KEY: &str = "router.json";
-/// Router pods when `traffic.builtin.replicas` is unset.
-pub const DEFAULT_REPLICAS: i32 = 2;
+/// Router pods when `traffic.builtin.replicas` is unset (one pod joins all feedback; see the field).
+pub const DEFAULT_REPLICAS: i32 = 1;
 
 /// The name of the router's Deployment and ConfigMap: `<name>-router`.
 pub fn name(md: &ModelDeployment) -> String {
@@ -46,13 +46,13 @@ pub fn pod_selector(md: &ModelDeployment) -> BTreeMap<String, String> {
     BTreeMap::from([(labels::ROUTER.to_string(), md.name_any())])
 }
 
-/// The router's Deployment: `image`, `traffic.builtin.replicas` pods (default 2) listening on the
+/// The router's Deployment: `image`, `traffic.builtin.replicas` pods (default 1) listening on the
 /// ModelDeployment's port, configuration from the ConfigMap, readiness on `/readyz` (so a pod that has no
 /// valid configuration takes no traffic), scraped by Prometheus on the admin port. A rolling update keeps
 /// every pod until its replacement is ready.
 pub fn deployment(md: &ModelDeployment, image: &str) -> Deployment {
     let port = service::port(md);
-    let replicas = md.spec.traffic.as_ref().and_then(|t| t.builtin.as_ref()).and_then(|b| b.replicas);
+    let settings = md.spec.traffic.as_ref().and_then(|t| t.builtin.clone()).unwrap_or_default();
     let probe = |path: &str| Probe {
         http_get: Some(HTTPGetAction {
             path: Some(path.into()),
@@ -78,6 +78,7 @@ pub fn deployment(md: &ModelDeployment, image: &str) -> Deployment {
             ContainerPort { name: Some("admin".into()), container_port: ADMIN_PORT, ..ContainerPort::default() },
         ]),
         readiness_probe: Some(probe("/readyz")),
+        resources: settings.resources.clone(),
         liveness_probe: Some(Probe { failure_threshold: Some(5), ..probe("/healthz") }),
         volume_mounts: Some(vec![VolumeMount {
             name: "config".into(),
@@ -95,7 +96,7 @@ pub fn deployment(md: &ModelDeployment, image: &str) -> Deployment {
     Deployment {
         metadata: super::meta(md, &name(md), extra),
         spec: Some(DeploymentSpec {
-            replicas: Some(replicas.unwrap_or(DEFAULT_REPLICAS)),
+            replicas: Some(settings.replicas.unwrap_or(DEFAULT_REPLICAS)),
             selector: LabelSelector { match_labels: Some(pod_selector(md)), ..LabelSelector::default() },
             strategy: Some(DeploymentStrategy {
                 type_: Some("RollingUpdate".into()),
@@ -112,6 +113,10 @@ pub fn deployment(md: &ModelDeployment, image: &str) -> Deployment {
                 }),
                 spec: Some(PodSpec {
                     containers: vec![container],
+                    node_selector: settings.node_selector.clone(),
+                    tolerations: settings.tolerations.clone(),
+                    // The router holds no state worth a long drain: SIGTERM finishes open requests (10 s).
+                    termination_grace_period_seconds: Some(15),
                     volumes: Some(vec![Volume {
                         name: "config".into(),
                         config_map: Some(ConfigMapVolumeSource { name: name(md), ..ConfigMapVolumeSource::default() }),

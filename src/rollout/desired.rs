@@ -175,7 +175,7 @@ pub fn routing(md: &ModelDeployment, d: &Decision, extra: &Routing) -> Routing {
         });
     }
     mirrors.extend(extra.mirrors.iter().cloned());
-    Routing { backends, mirrors, sticky_header: extra.sticky_header.clone() }
+    Routing { backends, mirrors, sticky_header: extra.sticky_header.clone(), ..Routing::default() }
 }
 
 /// Everything to apply and delete for a decision. `target` is the spec's revision (its template comes
@@ -259,11 +259,29 @@ pub fn desired(
     }
 
     let chosen = traffic::for_router(router);
-    out.routes = chosen.objects(md, &routing(md, d, extra));
+    let mut routing = routing(md, d, extra);
+    let mut hold = None;
+    if builtin {
+        routing.addresses = observed
+            .services
+            .iter()
+            .filter_map(|(name, s)| {
+                let ip = s.spec.as_ref()?.cluster_ip.clone().filter(|ip| !ip.is_empty() && ip != "None")?;
+                Some((name.clone(), ip))
+            })
+            .collect();
+        // The router reaches Services by ClusterIP: until every Service it sends to has one (a Service
+        // created by this very apply has none in the cache yet), its configuration stays as it is.
+        if traffic::builtin::services(md, &routing).iter().any(|s| !routing.addresses.contains_key(s)) {
+            hold = Some(router_objects::name(md));
+        }
+    }
+    out.routes = if hold.is_some() { Vec::new() } else { chosen.objects(md, &routing) };
     for (resource, obj) in &observed.routes {
         let kept =
             out.routes.iter().any(|r| r.resource.kind == resource.kind && Some(&r.name) == obj.metadata.name.as_ref());
-        if !kept {
+        let held = resource.kind == "ConfigMap" && obj.metadata.name == hold;
+        if !kept && !held {
             out.delete_routes.push((resource.clone(), obj.name_any()));
         }
     }

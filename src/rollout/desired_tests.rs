@@ -251,6 +251,7 @@ fn routing_carries_extra_backends_and_mirrors() {
         backends: vec![Backend::new("fraud-challenger", 20)],
         mirrors: vec![],
         sticky_header: Some("x-user".into()),
+        addresses: Default::default(),
     };
     let r = routing(&md, &decision(status), &extra);
     let got: Vec<(&str, i32)> = r.backends.iter().map(|b| (b.service.as_str(), b.weight)).collect();
@@ -324,6 +325,20 @@ fn the_builtin_router_takes_the_stable_service_only_once_ready_and_gives_it_back
     };
     let mut obs = observed(vec![existing(&md, "aaaaaaaaaa", 2, 2), existing(&md, "bbbbbbbbbb", 1, 1)]);
 
+    // The Services the router sends to have no ClusterIP yet: no configuration is written (and none deleted).
+    let held: DynamicObject =
+        serde_json::from_value(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "fraud-router"}}))
+            .unwrap();
+    obs.routes.push((crate::traffic::builtin::config_map_resource(), held));
+    let d = desired(&md, &target, &decision(status.clone()), &obs, &Routing::default(), "router:test");
+    assert!(d.routes.is_empty() && d.delete_routes.is_empty(), "{:?} {:?}", d.routes, d.delete_routes);
+    obs.routes.clear();
+    for (role, ip) in [("primary", "10.0.0.1"), ("candidate", "10.0.0.2")] {
+        let mut s = service::build(&md, role, BTreeMap::new());
+        s.spec.as_mut().unwrap().cluster_ip = Some(ip.into());
+        obs.services.insert(s.metadata.name.clone().unwrap(), s);
+    }
+
     // No router yet: its Deployment comes first, the ConfigMap is written, stable keeps the Service.
     let d = desired(&md, &target, &decision(status.clone()), &obs, &Routing::default(), "router:test");
     assert_eq!(d.scale_up[0].metadata.name.as_deref(), Some("fraud-router"));
@@ -339,8 +354,9 @@ fn the_builtin_router_takes_the_stable_service_only_once_ready_and_gives_it_back
     );
     let config: champion_router::config::RouterConfig =
         serde_json::from_str(d.routes[0].body["data"]["router.json"].as_str().unwrap()).unwrap();
-    let split: Vec<(&str, u32)> = config.backends.iter().map(|b| (b.name.as_str(), b.weight)).collect();
-    assert_eq!(split, [("stable", 90), ("candidate", 10)]);
+    let split: Vec<(&str, &str, u32)> =
+        config.backends.iter().map(|b| (b.name.as_str(), b.address.as_str(), b.weight)).collect();
+    assert_eq!(split, [("stable", "10.0.0.1:8080", 90), ("candidate", "10.0.0.2:8080", 10)]);
 
     // The router is ready: the stable Service selects its pods.
     let mut router = crate::resources::router::deployment(&md, "router:test");

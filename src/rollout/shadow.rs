@@ -29,23 +29,39 @@ pub enum ShadowPlan {
     },
 }
 
-/// Whether agreement is measured now, given the decided status (`decided`) and the last reading.
+/// Whether the built-in router compares a candidate's shadow answers in the step `status` is at.
+fn mirroring(spec: &ModelDeploymentSpec, status: &ModelDeploymentStatus) -> bool {
+    let compared = spec.traffic.as_ref().and_then(|t| t.builtin.as_ref()).is_some_and(|b| b.comparison.is_some());
+    plan::router(spec) == Router::Builtin
+        && compared
+        && plan::rolling(status)
+        && status.weights.as_ref().is_some_and(|w| w.mirror > 0)
+}
+
+/// Whether agreement is measured now, given the status before this reconcile (`current`), the decided one
+/// (`decided`) and the last reading.
 pub fn plan(
     spec: &ModelDeploymentSpec,
     last: Option<&ShadowStatus>,
+    current: &ModelDeploymentStatus,
     decided: &ModelDeploymentStatus,
     now: jiff::Timestamp,
 ) -> ShadowPlan {
     let candidate = decided.candidate.as_ref().map(|c| c.version.clone());
-    let compared = spec.traffic.as_ref().and_then(|t| t.builtin.as_ref()).is_some_and(|b| b.comparison.is_some());
-    let mirroring = plan::router(spec) == Router::Builtin
-        && compared
-        && plan::rolling(decided)
-        && decided.weights.as_ref().is_some_and(|w| w.mirror > 0);
-    // Outside a mirror step the last reading stays while its candidate does (after the step, and on a
-    // rollback, it says how the shadow did).
-    let kept = || last.filter(|s| candidate.as_ref() == Some(&s.version)).cloned();
-    let (Some(version), true) = (candidate.clone(), mirroring) else { return ShadowPlan::Keep(kept()) };
+    // The last reading stays after its mirror step (and after a rollback or a promotion: it says how the
+    // shadow did) until another candidate rolls out.
+    let kept = || last.filter(|s| candidate.as_ref().is_none_or(|c| *c == s.version)).cloned();
+    if !mirroring(spec, decided) {
+        // The step that mirrored ends now (next step, rollback, promotion): one last reading of it.
+        let ended = mirroring(spec, current).then(|| current.candidate.as_ref().map(|c| c.version.clone())).flatten();
+        return match (ended, &current.step_started_at) {
+            (Some(version), Some(since)) => {
+                ShadowPlan::Measure { version, window: elapsed(since, now).max(MIN_WINDOW), since: since.clone() }
+            }
+            _ => ShadowPlan::Keep(kept()),
+        };
+    }
+    let Some(version) = candidate.clone() else { return ShadowPlan::Keep(kept()) };
     let since = decided.step_started_at.clone().unwrap_or(Time(now));
     let fresh = last.is_some_and(|s| {
         s.version == version && s.since == since && elapsed(&s.measured_at, now) < plan::interval(spec)
@@ -57,15 +73,8 @@ pub fn plan(
 }
 
 /// How soon the next reading is due while mirroring (the analysis interval), for the requeue.
-pub fn next_reading(
-    spec: &ModelDeploymentSpec,
-    decided: &ModelDeploymentStatus,
-    now: jiff::Timestamp,
-) -> Option<Duration> {
-    match plan(spec, None, decided, now) {
-        ShadowPlan::Measure { .. } => Some(plan::interval(spec)),
-        ShadowPlan::Keep(_) => None,
-    }
+pub fn next_reading(spec: &ModelDeploymentSpec, decided: &ModelDeploymentStatus) -> Option<Duration> {
+    mirroring(spec, decided).then(|| plan::interval(spec))
 }
 
 fn elapsed(t: &Time, now: jiff::Timestamp) -> Duration {
@@ -136,13 +145,32 @@ mod tests {
             ("a new step starts a new count", Router::Builtin, true, 50, Progressing, Some(reading("2", -100, 0)), 5, measure(10)),
             ("not a mirror step: kept for its candidate", Router::Builtin, true, 0, Progressing, Some(reading("2", 0, 60)), 90, ShadowPlan::Keep(Some(reading("2", 0, 60)))),
             ("another candidate: dropped", Router::Builtin, true, 0, Progressing, Some(reading("1", 0, 60)), 90, ShadowPlan::Keep(None)),
+            ("kept after the rollout", Router::Builtin, true, 0, Healthy, Some(reading("2", 0, 60)), 90, ShadowPlan::Keep(Some(reading("2", 0, 60)))),
             ("no comparison: nothing to count", Router::Builtin, false, 50, Progressing, None, 5, ShadowPlan::Keep(None)),
             ("another router mirrors blind", Router::GatewayApi, true, 50, Progressing, None, 5, ShadowPlan::Keep(None)),
             ("rollout over", Router::Builtin, true, 50, Healthy, None, 5, ShadowPlan::Keep(None)),
         ];
         for (case, router, compared, mirror, phase, last, now, want) in table {
-            let got = plan(&spec(router, compared), last.as_ref(), &status(mirror, phase), at(now).0);
+            let decided = status(mirror, phase);
+            let got = plan(&spec(router, compared), last.as_ref(), &decided, &decided, at(now).0);
             assert_eq!(got, want, "{case}");
         }
+        // The reconcile that ends a mirror step reads it once more, over the whole step.
+        let spec = spec(Router::Builtin, true);
+        let mirroring = status(50, Progressing);
+        let rolled_back = ModelDeploymentStatus {
+            candidate: None,
+            step_started_at: Some(at(40)),
+            ..status(0, DeploymentPhase::RolledBack)
+        };
+        let last = reading("2", 0, 20);
+        assert_eq!(plan(&spec, Some(&last), &mirroring, &rolled_back, at(40).0), measure(40), "rollback");
+        let next_step = status(0, Progressing);
+        assert_eq!(plan(&spec, Some(&last), &mirroring, &next_step, at(40).0), measure(40), "next step");
+        // Afterwards the reading stays, with no candidate or the same one.
+        assert_eq!(
+            plan(&spec, Some(&last), &rolled_back, &rolled_back, at(50).0),
+            ShadowPlan::Keep(Some(last.clone()))
+        );
     }
 }

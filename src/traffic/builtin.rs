@@ -26,9 +26,27 @@ pub fn config_map_resource() -> ApiResource {
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("", "v1", "ConfigMap"), "configmaps")
 }
 
-/// Where a Service of `md` is reached from the router's pods: `<service>.<namespace>.svc:<port>`.
-fn address(md: &ModelDeployment, service: &str) -> String {
-    format!("{service}.{}.svc:{}", md.namespace().unwrap_or_default(), service::port(md))
+/// Where a Service of `md` is reached from the router's pods: its ClusterIP (no DNS lookup on the data
+/// path, and no dependency on cluster DNS), else `<service>.<namespace>.svc`, at the Services' port.
+fn address(md: &ModelDeployment, routing: &Routing, service: &str) -> String {
+    let port = service::port(md);
+    match routing.addresses.get(service) {
+        Some(ip) if ip.contains(':') => format!("[{ip}]:{port}"),
+        Some(ip) => format!("{ip}:{port}"),
+        None => format!("{service}.{}.svc:{port}", md.namespace().unwrap_or_default()),
+    }
+}
+
+/// The Service each backend and mirror of `routing` is reached through (stable's is `<name>-primary`).
+pub fn services(md: &ModelDeployment, routing: &Routing) -> Vec<String> {
+    let stable = service::name(md, "stable");
+    let target = |s: &String| if *s == stable { router::primary_service(md) } else { s.clone() };
+    routing
+        .backends
+        .iter()
+        .map(|b| target(&b.service))
+        .chain(routing.mirrors.iter().map(|m| target(&m.service)))
+        .collect()
 }
 
 /// The variant name of a backend or mirror (its Service's name when the contributor named none).
@@ -48,7 +66,7 @@ pub fn config(md: &ModelDeployment, routing: &Routing) -> RouterConfig {
             let target = if b.service == stable { router::primary_service(md) } else { b.service.clone() };
             RouterBackend {
                 name: variant(&b.variant, &b.service),
-                address: address(md, &target),
+                address: address(md, routing, &target),
                 weight: b.weight.max(0) as u32,
                 model_version: b.version.clone(),
             }
@@ -59,7 +77,7 @@ pub fn config(md: &ModelDeployment, routing: &Routing) -> RouterConfig {
         .iter()
         .map(|m| Shadow {
             name: variant(&m.variant, &m.service),
-            address: address(md, &m.service),
+            address: address(md, routing, &m.service),
             model_version: m.version.clone(),
             mirror_percent: f64::from(m.percent.clamp(0, 100)),
             ..default_shadow()
@@ -155,8 +173,9 @@ mod tests {
             ],
             mirrors: vec![Mirror::new("fraud-xabc", 25)],
             sticky_header: Some("X-User".into()),
+            addresses: Default::default(),
         };
-        let c = config(&md, &routing);
+        let mut c = config(&md, &routing);
         let ns = md.namespace().unwrap();
         let rows: Vec<(&str, String, u32, Option<&str>)> = c
             .backends
@@ -173,7 +192,16 @@ mod tests {
         assert_eq!(c.shadows.len(), 1);
         assert_eq!((c.shadows[0].name.as_str(), c.shadows[0].mirror_percent), ("fraud-xabc", 25.0));
         assert_eq!(c.shadows[0].address, format!("fraud-xabc.{ns}.svc:8080"));
-        assert_eq!(c.sticky.unwrap().header, "x-user");
+        assert_eq!(c.sticky.clone().unwrap().header, "x-user");
+        // Observed Services are reached by ClusterIP.
+        let mut routing = routing;
+        routing.addresses =
+            [("fraud-primary".to_string(), "10.0.0.7".to_string()), ("fraud-xabc".into(), "fd00::9".into())].into();
+        c = config(&md, &routing);
+        assert_eq!(c.backends[0].address, "10.0.0.7:8080");
+        assert_eq!(c.backends[1].address, format!("fraud-candidate.{ns}.svc:8080"));
+        assert_eq!(c.shadows[0].address, "[fd00::9]:8080");
+        assert_eq!(services(&md, &routing), ["fraud-primary", "fraud-candidate", "fraud-xabc"]);
         let comparison = c.comparison.unwrap();
         assert_eq!((comparison.path.as_str(), comparison.mode), ("label", RouterCompare::TopK { k: 2 }));
     }

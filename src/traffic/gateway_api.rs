@@ -117,6 +117,7 @@ mod tests {
             backends: backends.iter().map(|(s, w)| Backend::new(s.to_string(), *w)).collect(),
             mirrors: mirrors.iter().map(|(s, p)| Mirror::new(s.to_string(), *p)).collect(),
             sticky_header: None,
+            addresses: Default::default(),
         }
     }
 

@@ -103,6 +103,7 @@ mod tests {
             backends: vec![Backend::new("fraud", 80), Backend::new("fraud-candidate", 20)],
             mirrors: vec![Mirror::new("fraud-mirror", 30)],
             sticky_header: None,
+            addresses: Default::default(),
         };
         let vs = Istio.objects(&md(), &routing).remove(0);
         let http = &vs.body["spec"]["http"][0];

@@ -69,6 +69,9 @@ pub struct Routing {
     pub mirrors: Vec<Mirror>,
     /// When set, requests carrying this header stay on one backend (see [`sticky`]).
     pub sticky_header: Option<String>,
+    /// The ClusterIP of each Service by name, for routers that reach Services by address rather than
+    /// by DNS name (the built-in router); filled from the Services the operator observes.
+    pub addresses: std::collections::BTreeMap<String, String>,
 }
 
 impl Routing {

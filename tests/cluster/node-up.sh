@@ -117,7 +117,8 @@ log "$STEP"
 ip link add "$REAL_NODE_BRIDGE" type bridge
 ip addr add "$REAL_NODE_IP/${REAL_NODE_POD_CIDR#*/}" dev "$REAL_NODE_BRIDGE"
 ip link set "$REAL_NODE_BRIDGE" up
-# Connections from this machine to a ClusterIP leave through the bridge (kube-proxy DNATs them to a pod).
+# Connections from this machine to a ClusterIP leave through the bridge (kube-proxy DNATs them to a pod);
+# pods reach ClusterIPs through the bridge address (the ipam "routes" below), as the built-in router does.
 ip route add "$SERVICE_CIDR" dev "$REAL_NODE_BRIDGE" src "$REAL_NODE_IP"
 for c in "${KWOK_CIDRS[@]}"; do ip route add blackhole "$c"; done
 cat >"$N/cni/net.d/10-champion.conflist" <<EOF
@@ -127,7 +128,8 @@ cat >"$N/cni/net.d/10-champion.conflist" <<EOF
   "plugins": [
     {"type": "bridge", "bridge": "$REAL_NODE_BRIDGE", "isGateway": true, "ipMasq": false, "hairpinMode": true,
      "ipam": {"type": "host-local", "dataDir": "$N/cni/ipam",
-              "ranges": [[{"subnet": "$REAL_NODE_POD_CIDR", "gateway": "$REAL_NODE_IP"}]]}},
+              "ranges": [[{"subnet": "$REAL_NODE_POD_CIDR", "gateway": "$REAL_NODE_IP"}]],
+              "routes": [{"dst": "$SERVICE_CIDR"}]}},
     {"type": "loopback"}
   ]
 }
@@ -258,6 +260,9 @@ evictionHard: {memory.available: 100Mi, nodefs.available: 200Mi, imagefs.availab
 registerWithTaints:
 - {key: $REAL_NODE_LABEL, value: "true", effect: NoSchedule}
 shutdownGracePeriod: 0s
+# pods are synced (and their ConfigMap volumes refreshed) every 5 s instead of every minute: the built-in
+# router reads its configuration from a ConfigMap volume, and the tests' rollout steps last seconds
+syncFrequency: 5s
 EOF
 start_bg "$PIDS" "$N/logs/kubelet.log" kubelet "$CLUSTER_BIN/kubelet" \
   --config="$N/config/kubelet.yaml" --kubeconfig="$N/config/kubelet.kubeconfig" \

@@ -18,3 +18,4 @@ mod real_node;
 mod registry;
 mod retrain;
 mod rollout;
+mod router;

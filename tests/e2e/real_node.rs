@@ -33,17 +33,19 @@ use crate::md::{T, degraded, phase, plugin, stable_version, status, wait_healthy
 const EXAMPLE: &str = "examples/modeldeployment-real-node.yaml";
 const EXAMPLE_NAME: &str = "sentiment";
 /// Real pods start in seconds, but tests share the machine's two cores.
-const POD_T: Duration = Duration::from_secs(120);
+pub(crate) const POD_T: Duration = Duration::from_secs(120);
 
 /// What `node-up.sh` wrote to `node.env`.
 pub(crate) struct RealNode {
     pub(crate) name: String,
     /// The label (value "true") and taint key (value "true", NoSchedule) of the node.
     pub(crate) label: String,
-    server_image: String,
+    pub(crate) server_image: String,
     pub(crate) trainer_image: String,
     /// The first three octets of the node's /24 pod CIDR, with the dot: `10.88.7.`.
     pod_ip_prefix: String,
+    /// The node's containerd socket (to import images).
+    pub(crate) containerd: String,
 }
 
 /// The real node, or `None` after printing why it is not there. Under `CI=true` its absence panics.
@@ -72,12 +74,13 @@ pub(crate) fn real_node(test: &str) -> Option<RealNode> {
         server_image: get("REAL_NODE_IMAGE_SERVER"),
         trainer_image: get("REAL_NODE_IMAGE_TRAINER"),
         pod_ip_prefix: prefix.to_string(),
+        containerd: get("REAL_NODE_CONTAINERD"),
     })
 }
 
 impl RealNode {
     /// Pod spec lines (YAML, 6 spaces deep) that put a pod on the real node.
-    fn placement(&self) -> String {
+    pub(crate) fn placement(&self) -> String {
         let l = &self.label;
         format!(
             "      nodeSelector: {{{l}: \"true\"}}\n      tolerations: [{{key: {l}, operator: Equal, value: \"true\", \
@@ -134,16 +137,16 @@ spec:
 /// One answer of the model server: the HTTP status and the version and pod it names; status 0 is a
 /// transport error (connection refused while kube-proxy catches up with a removed endpoint).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct Answer {
-    code: u16,
-    version: String,
-    pod: String,
+pub(crate) struct Answer {
+    pub(crate) code: u16,
+    pub(crate) version: String,
+    pub(crate) pod: String,
 }
 
 /// Requests per (version, code).
-type Tally = BTreeMap<(String, u16), u32>;
+pub(crate) type Tally = BTreeMap<(String, u16), u32>;
 
-fn tally(answers: &[Answer]) -> Tally {
+pub(crate) fn tally(answers: &[Answer]) -> Tally {
     let mut t = Tally::new();
     for a in answers {
         *t.entry((a.version.clone(), a.code)).or_default() += 1;
@@ -153,7 +156,7 @@ fn tally(answers: &[Answer]) -> Tally {
 
 /// A client that opens a new connection per request, so that kube-proxy balances every request (a kept-
 /// alive connection would stick to one pod).
-fn fresh_connections() -> reqwest::Client {
+pub(crate) fn fresh_connections() -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
         .pool_max_idle_per_host(0)
@@ -163,7 +166,7 @@ fn fresh_connections() -> reqwest::Client {
 }
 
 /// `http://<ClusterIP>:<port>/predict` of a Service (the real node routes the Service CIDR locally).
-async fn predict_url(env: &TestEnv, service: &str) -> String {
+pub(crate) async fn predict_url(env: &TestEnv, service: &str) -> String {
     let svc: Service = env.api::<Service>().get(service).await.unwrap_or_else(|e| panic!("Service {service}: {e}"));
     let spec = svc.spec.expect("Service spec");
     let ip = spec.cluster_ip.expect("a ClusterIP");
@@ -171,7 +174,7 @@ async fn predict_url(env: &TestEnv, service: &str) -> String {
     format!("http://{ip}:{port}/predict")
 }
 
-async fn predict(client: &reqwest::Client, url: &str, i: usize) -> Answer {
+pub(crate) async fn predict(client: &reqwest::Client, url: &str, i: usize) -> Answer {
     let body = serde_json::json!({"features": [i, i % 7, i % 13]});
     match client.post(url).json(&body).send().await {
         Ok(r) => {
@@ -205,7 +208,7 @@ where
 
 /// Sends requests until `want` consecutive ones are answered 200 by `version` (bounded: 20·want
 /// requests, 60 s); panics with what answered otherwise.
-async fn until_only(url: &str, version: &str, want: usize) {
+pub(crate) async fn until_only(url: &str, version: &str, want: usize) {
     let client = fresh_connections();
     let started = Instant::now();
     let (mut run, mut seen) = (0, Vec::new());
@@ -369,7 +372,7 @@ async fn until_ok(url: &str, want: usize) {
 }
 
 /// Every pod of the ModelDeployment runs on the real node with an IP of its bridge.
-async fn check_pods_on(env: &TestEnv, node: &RealNode, name: &str) {
+pub(crate) async fn check_pods_on(env: &TestEnv, node: &RealNode, name: &str) {
     let pods: Api<Pod> = env.api();
     let list = pods.list(&ListParams::default().labels(&format!("champion.ml/deployment={name}"))).await.expect("pods");
     assert!(!list.items.is_empty(), "no pods of {name}");
@@ -382,7 +385,12 @@ async fn check_pods_on(env: &TestEnv, node: &RealNode, name: &str) {
     }
 }
 
-async fn wait_for_md(env: &TestEnv, name: &str, what: &str, pred: fn(&ModelDeployment) -> bool) -> ModelDeployment {
+pub(crate) async fn wait_for_md(
+    env: &TestEnv,
+    name: &str,
+    what: &str,
+    pred: fn(&ModelDeployment) -> bool,
+) -> ModelDeployment {
     env.wait_for::<ModelDeployment, _>(name, what, POD_T, pred).await
 }
 

@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
-"""mkimage.py OUT.tar REF BINARY [ENTRYPOINT_ARG...]: write a docker-archive image (the format of `docker
-save`, which `ctr images import` reads) holding one static binary at /<basename>, run as the entrypoint.
+"""mkimage.py [--libs] OUT.tar REF BINARY [ENTRYPOINT_ARG...]: write a docker-archive image (the format of
+`docker save`, which `ctr images import` reads) holding one binary at /<basename>, run as the entrypoint.
+The binary is static, or with --libs dynamically linked: then the shared libraries `ldd` lists (and the
+dynamic loader) are copied in at the paths it gives, so a Rust binary built against this machine's glibc
+runs in the image.
 
 Reproducible: every timestamp is 0, owner root, fixed order, so the same binary always gives the same
 image digest. The rootfs also has /tmp (mode 1777) and /etc/passwd, /etc/group with root and nobody.
@@ -9,6 +12,8 @@ import hashlib
 import io
 import json
 import os
+import re
+import subprocess
 import sys
 import tarfile
 
@@ -24,10 +29,20 @@ def add(tar, name, data=None, mode=0o644, kind=tarfile.REGTYPE):
         tar.addfile(info)
 
 
+def shared_libraries(binary):
+    """The absolute paths of the libraries (and loader) `ldd` says `binary` loads, sorted."""
+    text = subprocess.run(["ldd", binary], check=True, capture_output=True, text=True).stdout
+    return sorted({m for m in re.findall(r"(/\S+)", text) if os.path.exists(m)})
+
+
 def main():
-    if len(sys.argv) < 4:
+    argv = sys.argv[1:]
+    with_libs = bool(argv) and argv[0] == "--libs"
+    if with_libs:
+        argv = argv[1:]
+    if len(argv) < 3:
         sys.exit(__doc__)
-    out, ref, binary, args = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+    out, ref, binary, args = argv[0], argv[1], argv[2], argv[3:]
     name = os.path.basename(binary)
     with open(binary, "rb") as f:
         exe = f.read()
@@ -40,6 +55,16 @@ def main():
         add(t, "etc/passwd", b"root:x:0:0:root:/:" + shell + b"\nnobody:x:65534:65534:nobody:/:" + shell + b"\n")
         add(t, "tmp", mode=0o1777, kind=tarfile.DIRTYPE)
         add(t, name, exe, mode=0o755)
+        dirs = set()
+        for lib in shared_libraries(binary) if with_libs else []:
+            parts = lib.strip("/").split("/")
+            for i in range(1, len(parts)):
+                d = "/".join(parts[:i])
+                if d not in dirs and d not in ("etc", "tmp"):
+                    dirs.add(d)
+                    add(t, d, mode=0o755, kind=tarfile.DIRTYPE)
+            with open(os.path.realpath(lib), "rb") as f:
+                add(t, "/".join(parts), f.read(), mode=0o755)
     layer = layer.getvalue()
     diff_id = hashlib.sha256(layer).hexdigest()
 

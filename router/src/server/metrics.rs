@@ -236,8 +236,28 @@ impl Metrics {
         }
     }
 
-    /// The series of one variant.
+    /// Creates a shadow's counters at zero, so that the first comparisons show as an increase (a
+    /// counter that first appears at 5 has no increase in Prometheus).
+    pub fn shadow(&self, name: &str) {
+        for outcome in [
+            Comparison::Agree,
+            Comparison::Disagree,
+            Comparison::ShadowFailed,
+            Comparison::ShadowUnusable,
+            Comparison::LiveUnusable,
+        ] {
+            self.shadow_comparisons.with_label_values(&[name, outcome.label()]);
+        }
+        for class in ["1xx", "2xx", "3xx", "4xx", "5xx", "failed"] {
+            self.shadow_responses.with_label_values(&[name, class]);
+        }
+    }
+
+    /// The series of one variant (its request and feedback counters created at zero, like a shadow's).
     pub fn variant(&self, name: &str) -> VariantMetrics {
+        for outcome in ["correct", "incorrect", "unscored", "reward"] {
+            self.feedback.with_label_values(&[name, outcome]);
+        }
         let class = |c: &str| self.requests.with_label_values(&[name, c]);
         VariantMetrics {
             by_class: [class("1xx"), class("2xx"), class("3xx"), class("4xx"), class("5xx")],

@@ -177,6 +177,7 @@ impl Routing {
                     Some(o) => o.in_flight.clone(),
                     None => Arc::new(Semaphore::new(s.max_concurrency as usize)),
                 };
+                metrics.shadow(&s.name);
                 Ok(Arc::new(ShadowBackend {
                     name: Arc::from(s.name.as_str()),
                     authority: authority(&s.address)?,
@@ -245,6 +246,28 @@ mod tests {
         // Still failing: the next failure opens it again at once.
         b.failed_at(2000);
         assert!(b.is_open_at(2500));
+    }
+
+    #[test]
+    fn counters_of_configured_variants_and_shadows_start_at_zero() {
+        let config = RouterConfig::parse(
+            r#"{"backends": [{"name": "candidate", "address": "c:80", "weight": 1}],
+                "shadows": [{"name": "mirror", "address": "m:80"}]}"#,
+        )
+        .unwrap();
+        let metrics = Metrics::new();
+        Routing::build(config, &metrics, None, &BTreeMap::new()).unwrap();
+        let text = metrics.render();
+        for line in [
+            r#"champion_router_feedback_total{outcome="correct",variant="candidate"} 0"#,
+            r#"champion_router_feedback_total{outcome="incorrect",variant="candidate"} 0"#,
+            r#"champion_router_requests_total{class="5xx",variant="candidate"} 0"#,
+            r#"champion_router_shadow_comparisons_total{outcome="agree",shadow="mirror"} 0"#,
+            r#"champion_router_shadow_comparisons_total{outcome="disagree",shadow="mirror"} 0"#,
+            r#"champion_router_shadow_responses_total{class="failed",shadow="mirror"} 0"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing from\n{text}");
+        }
     }
 
     #[test]

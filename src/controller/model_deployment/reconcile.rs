@@ -130,7 +130,7 @@ pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>, caches: Arc<
         conditions.extend(a.condition.clone());
         events.append(&mut a.events);
     }
-    new_status.shadow = match shadow::plan(&md.spec, current.shadow.as_ref(), &new_status, now) {
+    new_status.shadow = match shadow::plan(&md.spec, current.shadow.as_ref(), &current, &new_status, now) {
         ShadowPlan::Keep(s) => s,
         ShadowPlan::Measure { version, since, window } => {
             let kept = current.shadow.clone().filter(|s| s.version == version);
@@ -148,7 +148,7 @@ pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>, caches: Arc<
     }
     record_metrics(&ctx, &md, &new_status);
     let mut requeue = decision.requeue_after.unwrap_or(RESYNC).min(RESYNC);
-    if let Some(next) = shadow::next_reading(&md.spec, &new_status, now) {
+    if let Some(next) = shadow::next_reading(&md.spec, &new_status) {
         requeue = requeue.min(next);
     }
     if let Some(a) = &alias {
