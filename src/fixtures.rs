@@ -101,7 +101,12 @@ pub fn experiment(name: &str) -> Experiment {
         ExperimentSpec {
             deployment_ref: DeploymentRef { name: "fraud".into() },
             mode: ExperimentMode::Split,
-            variants: vec![Variant { name: "challenger".into(), model: model("2.0.0"), weight: 20 }],
+            variants: vec![Variant {
+                name: "challenger".into(),
+                model: model("2.0.0"),
+                weight: 20,
+                ..Variant::default()
+            }],
             assignment: None,
             objective: Objective {
                 name: "conversion".into(),

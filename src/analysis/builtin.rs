@@ -3,8 +3,10 @@
 //!
 //! The router's series are selected as a Kubernetes pod scrape labels them: `namespace` and `pod` (every
 //! common scrape configuration keeps these two; the router's pods are `<name>-router-<hash>-<suffix>`),
-//! and by the router's own labels `variant` (`candidate`) and `shadow` (`mirror`, the candidate receiving
-//! copies in a mirror step).
+//! and by the router's own labels `variant` and `shadow`: for a rollout (`{{variant}}` is `candidate`) the
+//! live variant `candidate` and the shadow `mirror` (the candidate receiving copies in a mirror step); for
+//! an Experiment's variant, its name for both. The window is `{{window}}` where set (Experiments), else
+//! `{{interval}}`.
 
 use crate::analysis::TemplateVars;
 use crate::api::common::BuiltinMetric;
@@ -19,23 +21,25 @@ pub const FEEDBACK_WINDOW: std::time::Duration = std::time::Duration::from_secs(
 /// The PromQL of `metric` for the ModelDeployment `vars.name` in `vars.namespace`, over `vars.interval`.
 pub fn query(metric: BuiltinMetric, vars: &TemplateVars) -> Result<String, String> {
     let need = |v: &Option<String>, what: &str| v.clone().ok_or_else(|| format!("no {what} to select the router by"));
-    let (ns, name, interval) =
-        (need(&vars.namespace, "namespace")?, need(&vars.name, "name")?, need(&vars.interval, "interval")?);
+    let (ns, name) = (need(&vars.namespace, "namespace")?, need(&vars.name, "name")?);
+    let interval = need(&vars.window.clone().or_else(|| vars.interval.clone()), "interval")?;
+    let variant = vars.variant.clone().unwrap_or_else(|| CANDIDATE.to_string());
+    let shadow = if variant == CANDIDATE { MIRROR_VARIANT.to_string() } else { variant.clone() };
     let pods = format!(r#"namespace="{ns}",pod=~"{}-router-[a-z0-9]+-[a-z0-9]+""#, name.replace('.', r"\\."));
     let rate = |series: &str, labels: &str| format!("sum(rate({series}{{{pods},{labels}}}[{interval}]))");
     let increase = |series: &str, labels: &str| format!("sum(increase({series}{{{pods},{labels}}}[{interval}]))");
     let zero = |q: String| format!("({q} or vector(0))");
     let requests = "champion_router_requests_total";
-    let shadow = "champion_router_shadow_responses_total";
-    let live = format!(r#"variant="{CANDIDATE}""#);
-    let mirrored = format!(r#"shadow="{MIRROR_VARIANT}""#);
+    let shadow_responses = "champion_router_shadow_responses_total";
+    let live = format!(r#"variant="{variant}""#);
+    let mirrored = format!(r#"shadow="{shadow}""#);
     Ok(match metric {
         BuiltinMetric::ErrorRate => format!(
             "({} + {}) / ({} + {})",
             zero(rate(requests, &format!(r#"{live},class="5xx""#))),
-            zero(rate(shadow, &format!(r#"{mirrored},class=~"5xx|failed""#))),
+            zero(rate(shadow_responses, &format!(r#"{mirrored},class=~"5xx|failed""#))),
             zero(rate(requests, &live)),
-            zero(rate(shadow, &mirrored)),
+            zero(rate(shadow_responses, &mirrored)),
         ),
         BuiltinMetric::LatencyP99 => format!(
             "histogram_quantile(0.99, sum by (le) (rate(champion_router_request_duration_seconds_bucket{{{pods},{live}}}[{interval}])))"
@@ -111,6 +115,16 @@ mod tests {
                 r#"sum(increase(champion_router_shadow_comparisons_total{{{pods},shadow="mirror",outcome!="live_unusable"}}[30s]))"#
             )
         );
+    }
+
+    #[test]
+    fn an_experiment_variant_is_selected_by_its_name_over_the_window() {
+        let v =
+            TemplateVars { variant: Some("challenger".into()), window: Some("600s".into()), interval: None, ..vars() };
+        let q = query(BuiltinMetric::ShadowAgreement, &v).unwrap();
+        assert!(q.contains(r#"shadow="challenger",outcome="agree"}[600s]"#), "{q}");
+        let q = query(BuiltinMetric::ErrorRate, &v).unwrap();
+        assert!(q.contains(r#"variant="challenger",class="5xx"}[600s]"#), "{q}");
     }
 
     #[test]

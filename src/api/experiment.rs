@@ -86,6 +86,16 @@ pub struct Variant {
     /// Percent of live traffic (split mode) or of mirrored requests (shadow mode).
     #[schemars(range(min = 0, max = 100))]
     pub weight: i32,
+    /// The model server image of this variant, instead of the ModelDeployment template's (first
+    /// container).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024))]
+    pub image: Option<String>,
+    /// Environment variables of this variant's model server (first container), replacing those of the
+    /// same name in the ModelDeployment's template and adding the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub env: Option<Vec<k8s_openapi::api::core::v1::EnvVar>>,
 }
 
 /// Sticky assignment of users to variants.
@@ -279,6 +289,13 @@ pub struct VariantResult {
     /// The group-sequential design's looks so far (information fraction and z), its history.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub group_sequential_looks: Vec<GroupSequentialLook>,
+    /// Shadow mode under the built-in router with a comparison: the variant's answers compared with the
+    /// live (stable) answers since the experiment started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comparisons: Option<i64>,
+    /// The share of them that agreed (failed and unusable shadow answers count as disagreeing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agreement: Option<f64>,
 }
 
 /// One look of a group-sequential design.

@@ -51,6 +51,16 @@ pub fn render(x: &Experiment) -> String {
             );
         }
     }
+    for v in s.variants.iter().filter(|v| v.comparisons.is_some()) {
+        let agreement =
+            v.agreement.map(|a| format!("{:.1}% agreement", a * 100.0)).unwrap_or_else(|| "no comparison yet".into());
+        let _ = writeln!(
+            out,
+            "  Shadow:     {} {agreement} with stable over {} compared answers",
+            v.name,
+            v.comparisons.unwrap_or(0)
+        );
+    }
     super::write_conditions(&mut out, &s.conditions);
     out
 }
@@ -78,6 +88,8 @@ mod tests {
                     effect: Some(0.1),
                     effect_interval: vec![0.05, 0.15],
                     p_value: Some(0.001),
+                    comparisons: Some(800),
+                    agreement: Some(0.9731),
                     ..Default::default()
                 },
             ],
@@ -88,5 +100,9 @@ mod tests {
         assert!(text.contains("Winner:     challenger"), "{text}");
         assert!(text.contains("Promotion:  set spec.model.version"), "{text}");
         assert!(text.contains("[0.0500, 0.1500]") && text.contains("0.0010"), "{text}");
+        assert!(
+            text.contains("Shadow:     challenger 97.3% agreement with stable over 800 compared answers"),
+            "{text}"
+        );
     }
 }

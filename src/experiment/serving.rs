@@ -69,6 +69,10 @@ pub fn variant_hash(x: &Experiment, md: &ModelDeployment, v: &Variant) -> String
     }
     h.update(serde_json::to_vec(&v.model).unwrap_or_default());
     h.update([0]);
+    if v.image.is_some() || v.env.is_some() {
+        h.update(serde_json::to_vec(&(&v.image, &v.env)).unwrap_or_default());
+        h.update([0]);
+    }
     h.update(serde_json::to_vec(&md.spec.template.0).unwrap_or_default());
     h.finalize().iter().take(5).map(|b| format!("{b:02x}")).collect()
 }
@@ -105,7 +109,7 @@ pub fn objects(x: &Experiment, md: &ModelDeployment) -> (Vec<Deployment>, Vec<Se
             hash: s.hash.clone(),
             version: v.model.version.clone().unwrap_or_default(),
             uri: v.model.uri.clone().unwrap_or_default(),
-            template: template.clone(),
+            template: with_overrides(template.clone(), v),
             registry: None,
         };
         let mut d = deployment::build(md, &rev, replicas(md, v.weight, total), &v.name);
@@ -118,6 +122,25 @@ pub fn objects(x: &Experiment, md: &ModelDeployment) -> (Vec<Deployment>, Vec<Se
         services.push(svc);
     }
     (deployments, services)
+}
+
+/// The ModelDeployment's pod template with a variant's `image` and `env` on its first container.
+fn with_overrides(
+    mut template: k8s_openapi::api::core::v1::PodTemplateSpec,
+    v: &Variant,
+) -> k8s_openapi::api::core::v1::PodTemplateSpec {
+    let Some(c) = template.spec.as_mut().and_then(|s| s.containers.first_mut()) else { return template };
+    if let Some(image) = &v.image {
+        c.image = Some(image.clone());
+    }
+    for e in v.env.iter().flatten() {
+        let env = c.env.get_or_insert_with(Vec::new);
+        match env.iter_mut().find(|x| x.name == e.name) {
+            Some(x) => *x = e.clone(),
+            None => env.push(e.clone()),
+        }
+    }
+    template
 }
 
 fn mark(meta: &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, x: &Experiment) {
@@ -160,6 +183,11 @@ pub fn assignment(x: &Experiment, md: &ModelDeployment) -> String {
     let header = x.spec.assignment.as_ref().and_then(|a| a.header.clone());
     match (x.spec.mode, header) {
         (ExperimentMode::Shadow, _) => "shadow: copies of live requests, no assignment".into(),
+        (_, Some(h)) if router == Router::Builtin => {
+            format!(
+                "sticky by header {h} (consistent hashing of its value in the built-in router), else weighted per request"
+            )
+        }
         (_, Some(h)) if caps.header_match => {
             format!("sticky by header {h} (the value's last character picks the variant), else weighted per request")
         }
@@ -200,7 +228,12 @@ mod tests {
         x.spec.mode = mode;
         x.spec.variants = weights
             .iter()
-            .map(|(n, w)| Variant { name: n.to_string(), model: fixtures::model("2.0.0"), weight: *w })
+            .map(|(n, w)| Variant {
+                name: n.to_string(),
+                model: fixtures::model("2.0.0"),
+                weight: *w,
+                ..Variant::default()
+            })
             .collect();
         x.status = Some(ExperimentStatus { phase: Some(ExperimentPhase::Running), ..Default::default() });
         x
@@ -239,6 +272,27 @@ mod tests {
         assert_eq!(pods[labels::REVISION], s[0].hash);
         let selector = services[0].spec.as_ref().unwrap().selector.clone().unwrap();
         assert_eq!(selector[labels::REVISION], s[0].hash);
+    }
+
+    #[test]
+    fn a_variant_overrides_the_image_and_env_of_the_first_container() {
+        use k8s_openapi::api::core::v1::EnvVar;
+        let md = fixtures::model_deployment("fraud");
+        let mut x = running_experiment(ExperimentMode::Shadow, &[("b", 20), ("c", 10)]);
+        let before = served(&x, &md)[0].hash.clone();
+        x.spec.variants[0].image = Some("ghcr.io/acme/server:2".into());
+        let var =
+            |name: &str, value: &str| EnvVar { name: name.into(), value: Some(value.into()), ..EnvVar::default() };
+        x.spec.variants[0].env = Some(vec![var("DISAGREE", "0.5")]);
+        assert_ne!(served(&x, &md)[0].hash, before, "another image or env is another revision");
+        let (deployments, _) = objects(&x, &md);
+        let container = |i: usize| deployments[i].spec.clone().unwrap().template.spec.unwrap().containers[0].clone();
+        let (b, c) = (container(0), container(1));
+        assert_eq!(b.image.as_deref(), Some("ghcr.io/acme/server:2"));
+        assert!(b.env.as_ref().unwrap().contains(&var("DISAGREE", "0.5")));
+        assert!(b.env.as_ref().unwrap().iter().any(|e| e.name == "MODEL_VERSION"), "the operator's variables stay");
+        assert_ne!(c.image.as_deref(), Some("ghcr.io/acme/server:2"), "the other variant keeps the template's");
+        assert!(!c.env.unwrap_or_default().iter().any(|e| e.name == "DISAGREE"));
     }
 
     #[test]

@@ -175,7 +175,7 @@ pub fn routing(md: &ModelDeployment, d: &Decision, extra: &Routing) -> Routing {
         });
     }
     mirrors.extend(extra.mirrors.iter().cloned());
-    Routing { backends, mirrors, sticky_header: extra.sticky_header.clone(), ..Routing::default() }
+    Routing { backends, mirrors, sticky_header: extra.sticky_header.clone(), addresses: extra.addresses.clone() }
 }
 
 /// Everything to apply and delete for a decision. `target` is the spec's revision (its template comes
@@ -269,6 +269,7 @@ pub fn desired(
                 let ip = s.spec.as_ref()?.cluster_ip.clone().filter(|ip| !ip.is_empty() && ip != "None")?;
                 Some((name.clone(), ip))
             })
+            .chain(extra.addresses.clone())
             .collect();
         // The router reaches Services by ClusterIP: until every Service it sends to has one (a Service
         // created by this very apply has none in the cache yet), its configuration stays as it is.

@@ -385,3 +385,30 @@ fn the_builtin_router_takes_the_stable_service_only_once_ready_and_gives_it_back
         [("ConfigMap", "fraud-router")]
     );
 }
+
+#[test]
+fn the_builtin_router_reaches_an_experiments_variants_by_the_addresses_it_contributes() {
+    let md = md(Router::Builtin, 2);
+    let target = revision::target(&md.spec).unwrap();
+    let status = ModelDeploymentStatus {
+        phase: Some(DeploymentPhase::Healthy),
+        stable: rev("1.0.0", 1, "aaaaaaaaaa"),
+        weights: Some(Weights { stable: 100, candidate: 0, mirror: 0 }),
+        ..ModelDeploymentStatus::default()
+    };
+    let mut obs = observed(vec![existing(&md, "aaaaaaaaaa", 2, 2)]);
+    let mut primary = service::build(&md, "primary", BTreeMap::new());
+    primary.spec.as_mut().unwrap().cluster_ip = Some("10.0.0.1".into());
+    obs.services.insert("fraud-primary".into(), primary);
+    let mut extra = Routing {
+        mirrors: vec![Mirror { variant: "flips".into(), ..Mirror::new("fraud-x12345678", 100) }],
+        ..Routing::default()
+    };
+    let d = desired(&md, &target, &decision(status.clone()), &obs, &extra, "router:test");
+    assert!(d.routes.is_empty(), "held until the variant's Service has an address");
+    extra.addresses.insert("fraud-x12345678".into(), "10.0.0.9".into());
+    let d = desired(&md, &target, &decision(status), &obs, &extra, "router:test");
+    let config: champion_router::config::RouterConfig =
+        serde_json::from_str(d.routes[0].body["data"]["router.json"].as_str().unwrap()).unwrap();
+    assert_eq!((config.shadows[0].name.as_str(), config.shadows[0].address.as_str()), ("flips", "10.0.0.9:8080"));
+}

@@ -38,9 +38,11 @@ pub fn validate(spec: &ExperimentSpec, config: &OperatorConfig) -> Vec<FieldErro
             Some(q) => {
                 errors.extend(check_query(&format!("spec.guardrails[{i}].prometheus"), q, QUERY_PLACEHOLDERS, config))
             }
-            None => errors.push(FieldError::new(
-                format!("spec.guardrails[{i}].builtin"),
-                "built-in metrics measure a rollout's candidate; Experiment guardrails need a prometheus query",
+            // A built-in metric (the ModelDeployment's router must be `builtin`, which the controller checks).
+            None => errors.extend(check_provider(
+                &format!("spec.guardrails[{i}].builtin"),
+                config.router_provider(),
+                config,
             )),
         }
     }

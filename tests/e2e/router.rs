@@ -379,3 +379,73 @@ async fn router_feedback_for_logged_prediction_ids_moves_the_accuracy_metric() {
     let unmatched = env.prometheus_value(&q).await;
     assert_eq!(unmatched, Some(1.0), "{q}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn router_an_experiment_in_shadow_mode_compares_answers_and_a_disagreeing_variant_is_stopped() {
+    use champion::api::Experiment;
+    use champion::api::experiment::ExperimentPhase;
+    let test = "router_an_experiment_in_shadow_mode_compares_answers_and_a_disagreeing_variant_is_stopped";
+    let Some(node) = real_node(test) else { return };
+    let mut env = TestEnv::new("rt-xshadow").await;
+    let name = "compared";
+    let url =
+        serving_through_the_router(&mut env, &node, name, &routed_md(&node, name, "1.0.0", "[]", "[{pause: {}}]"))
+            .await;
+    // A shadow variant that flips half of its labels (its env overrides the template's). The objective
+    // counts each arm's answered predictions, as the pods' own metrics say.
+    let experiment = format!(
+        r#"apiVersion: champion.ml/v1alpha1
+kind: Experiment
+metadata: {{name: compare}}
+spec:
+  deploymentRef: {{name: {name}}}
+  mode: shadow
+  variants:
+  - {{name: flips, weight: 100, model: {{version: "1.2.0", uri: "s3://models/{name}/1.2.0"}}, env: [{{name: DISAGREE, value: "0.5"}}]}}
+  objective:
+    name: answered
+    type: proportion
+    successes: 'sum(http_requests_total{{namespace="{{{{namespace}}}}",champion_ml_revision="{{{{revision}}}}",handler="/predict",code="200"}})'
+    trials: 'sum(http_requests_total{{namespace="{{{{namespace}}}}",champion_ml_revision="{{{{revision}}}}",handler="/predict"}})'
+  guardrails:
+  - {{name: agreement, builtin: shadowAgreement, thresholdRange: {{min: 0.9}}}}
+  decision: {{confidence: 0.95, maxDuration: 10m, evaluationInterval: 5s}}
+"#
+    );
+    env.apply_yaml(&experiment).expect("apply the Experiment");
+    let api: Api<Experiment> = env.api();
+    let api = &api;
+    let routed = load(&url, Duration::from_secs(180), move || async move {
+        api.get("compare").await.ok().and_then(|x| x.status).and_then(|s| s.phase) == Some(ExperimentPhase::Aborted)
+    })
+    .await;
+    let x = env
+        .wait_for::<Experiment, _>("compare", "compare Aborted", POD_T, |x| {
+            x.status.as_ref().and_then(|s| s.phase) == Some(ExperimentPhase::Aborted)
+        })
+        .await;
+    let s = x.status.clone().unwrap_or_default();
+    let agreement = |v: &str| s.variants.iter().find(|r| r.name == v).and_then(|r| r.agreement.zip(r.comparisons));
+    eprintln!(
+        "MEASURED: {} requests through the router; variants: {:?}; message: {:?}",
+        routed.len(),
+        s.variants,
+        s.message
+    );
+    let (flips, flips_n) = agreement("flips").expect("the flipping variant's agreement in status");
+    assert!(flips < 0.9 && flips > 0.2 && flips_n > 0, "about half: {flips} over {flips_n}");
+    let ready = s.conditions.iter().find(|c| c.type_ == "Ready").map(|c| (c.reason.clone(), c.message.clone()));
+    let (reason, message) = ready.expect("a Ready condition");
+    assert_eq!(reason, "GuardrailBreached", "{message}");
+    assert!(message.contains("agreement of variant flips"), "{message}");
+    let printed = output_text(&env.plugin(&["experiment", "status", "compare"]));
+    assert!(printed.contains("Shadow:     flips") && printed.contains("% agreement"), "{printed}");
+    // The shadows never answered a client, and the mirroring goes with the variants.
+    assert!(routed.iter().all(|r| r.answer.code == 0 || r.answer.version == "1.0.0"), "{:?}", tally(&answers(&routed)));
+    eventually("the router's configuration without shadows", POD_T, || async {
+        let cm = env.kubectl(&["get", "configmap", &format!("{name}-router"), "-o", "jsonpath={.data.router\\.json}"]);
+        let config: Value = serde_json::from_slice(&cm.stdout).ok()?;
+        config.get("shadows").is_none().then_some(())
+    })
+    .await;
+}

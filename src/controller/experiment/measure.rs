@@ -5,15 +5,17 @@
 use std::time::Duration;
 
 use crate::analysis::template::TemplateVars;
-use crate::analysis::{measure, render};
-use crate::api::experiment::{ArmCounters, NamedCounter, ObjectiveType};
-use crate::api::model_deployment::Verdict as MetricVerdict;
+use crate::analysis::{Sample, builtin, measure, render};
+use crate::api::common::BuiltinMetric;
+use crate::api::experiment::{ArmCounters, ExperimentMode, NamedCounter, ObjectiveType};
+use crate::api::model_deployment::{Router, Verdict as MetricVerdict};
 use crate::api::{Experiment, ExperimentStatus, ModelDeployment};
 use crate::config::DEFAULT_PROVIDER;
 use crate::controller::Context;
 use crate::experiment::counters::labels_key;
 use crate::experiment::decision::{self, CONTROL, Evaluation, Numbers};
 use crate::experiment::serving;
+use crate::rollout::plan;
 use kube::ResourceExt;
 
 /// One arm to measure.
@@ -117,6 +119,14 @@ pub async fn evaluate(
     }
     status.arms = counters;
 
+    let builtin = plan::router(&md.spec) == Router::Builtin;
+    if let Some(g) = x.spec.guardrails.iter().find(|g| g.builtin.is_some()).filter(|_| !builtin) {
+        return Err(format!(
+            "guardrail {} is a built-in metric, but ModelDeployment {} does not use traffic.router: builtin",
+            g.name,
+            md.name_any()
+        ));
+    }
     let mut breached = Vec::new();
     for arm in arms.iter().skip(1) {
         for g in &x.spec.guardrails {
@@ -129,7 +139,34 @@ pub async fn evaluate(
     }
     let numbers: Vec<(String, Numbers)> = numbers;
     let strikes = status.srm_strikes.unwrap_or(0);
-    Ok((decision::evaluate(&x.spec, &numbers, &status.variants, strikes, &breached, elapsed, at_max), notes))
+    let mut evaluation = decision::evaluate(&x.spec, &numbers, &status.variants, strikes, &breached, elapsed, at_max);
+    let compared = md.spec.traffic.as_ref().and_then(|t| t.builtin.as_ref()).is_some_and(|b| b.comparison.is_some());
+    if builtin && compared && x.spec.mode == ExperimentMode::Shadow {
+        for arm in arms.iter().skip(1) {
+            let (agreement, comparisons) = agreement(ctx, &vars(md, arm, elapsed)).await;
+            if let Some(r) = evaluation.results.iter_mut().find(|r| r.name == arm.name) {
+                (r.agreement, r.comparisons) = (agreement, comparisons);
+            }
+        }
+    }
+    Ok((evaluation, notes))
+}
+
+/// A shadow variant's agreement with the live answers and the number of comparisons over `vars.window`, read
+/// from the built-in router's series; `None`s when they cannot be read (the agreement is reported, it
+/// decides nothing unless a `shadowAgreement` guardrail asks).
+async fn agreement(ctx: &Context, vars: &TemplateVars) -> (Option<f64>, Option<i64>) {
+    let Ok(base) = ctx.config.provider_url(ctx.config.router_provider()) else { return (None, None) };
+    let (Ok(a), Ok(c)) = (builtin::query(BuiltinMetric::ShadowAgreement, vars), builtin::comparisons_query(vars))
+    else {
+        return (None, None);
+    };
+    let value = |r: Result<Sample, _>| match r {
+        Ok(Sample::Value(v)) => Some(v),
+        _ => None,
+    };
+    let (a, c) = futures::join!(ctx.prometheus.query(base, &a), ctx.prometheus.query(base, &c));
+    (value(a).map(|a| (a * 10_000.0).round() / 10_000.0), value(c).map(|c| c.round() as i64))
 }
 
 fn detail(m: &Option<String>) -> String {

@@ -78,7 +78,23 @@ impl Caches {
             let d = self.deployments.get(&kube::runtime::reflector::ObjectRef::new(name).within(&ns));
             crate::rollout::desired::ready_replicas(d.as_deref())
         };
-        crate::experiment::serving::contribution(md, experiments.iter().map(AsRef::as_ref), ready)
+        let mut routing = crate::experiment::serving::contribution(md, experiments.iter().map(AsRef::as_ref), ready);
+        // The variants' Services belong to the Experiment, not to `md`: their ClusterIPs come from here.
+        let services: Vec<String> = routing
+            .backends
+            .iter()
+            .map(|b| b.service.clone())
+            .chain(routing.mirrors.iter().map(|m| m.service.clone()))
+            .collect();
+        for name in services {
+            let svc = self.services.get(&kube::runtime::reflector::ObjectRef::new(&name).within(&ns));
+            if let Some(ip) =
+                svc.and_then(|s| s.spec.as_ref()?.cluster_ip.clone()).filter(|ip| !ip.is_empty() && ip != "None")
+            {
+                routing.addresses.insert(name, ip);
+            }
+        }
+        routing
     }
 
     /// Caches filled with the given objects (for tests and benchmarks: no watch behind them).
