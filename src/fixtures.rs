@@ -116,6 +116,7 @@ pub fn experiment(name: &str) -> Experiment {
                 ..Objective::default()
             },
             guardrails: vec![],
+            non_inferiority: vec![],
             decision: Decision {
                 confidence: 0.95,
                 min_samples_per_variant: Some(1000),

@@ -56,6 +56,13 @@ pub struct ExperimentSpec {
     #[schemars(length(max = 16))]
     #[x_kube(validation = Rule::new("self.all(m, self.exists_one(n, n.name == m.name))").message("guardrail names must be unique"))]
     pub guardrails: Vec<MetricCheck>,
+    /// Metrics on which a variant may be worse than the control by at most a relative margin (latency,
+    /// cost): a variant shown worse by more than the margin (always-valid, watched at every evaluation) stops
+    /// the experiment, and a variant can only win once it is shown within the margin.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    #[x_kube(validation = Rule::new("self.all(m, self.exists_one(n, n.name == m.name))").message("nonInferiority names must be unique"))]
+    pub non_inferiority: Vec<NonInferiorityCheck>,
     /// When and how the experiment decides.
     pub decision: Decision,
     /// `promote` rolls the winner out through the ModelDeployment's steps; `none` only reports it.
@@ -171,6 +178,34 @@ pub struct Objective {
     /// `maximize` or `minimize`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub goal: Option<Goal>,
+}
+
+/// A non-inferiority guardrail: a mean per arm from totals, like a `mean` objective.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct NonInferiorityCheck {
+    /// The metric's name.
+    #[schemars(length(min = 1, max = 63))]
+    pub name: String,
+    /// `minimize` (the default: smaller is better, as latency) or `maximize`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub goal: Option<Goal>,
+    /// How much worse than the control a variant may be, relative: 0.02 allows 2 %.
+    #[schemars(range(min = 0.0001, max = 1.0))]
+    pub margin: f64,
+    /// The Prometheus provider by name (default `default`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub provider: Option<String>,
+    /// The query summing the values per arm (placeholders as in the objective).
+    #[schemars(length(min = 1, max = 4096))]
+    pub sum: String,
+    /// The query counting the values per arm.
+    #[schemars(length(min = 1, max = 4096))]
+    pub count: String,
+    /// The query summing the squared values per arm.
+    #[schemars(length(min = 1, max = 4096))]
+    pub sum_of_squares: String,
 }
 
 /// The statistical test that decides.
@@ -296,6 +331,27 @@ pub struct VariantResult {
     /// The share of them that agreed (failed and unusable shadow answers count as disagreeing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agreement: Option<f64>,
+    /// The non-inferiority guardrails of this variant against the control.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub non_inferiority: Vec<NonInferiorityResult>,
+}
+
+/// One non-inferiority guardrail of one variant.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct NonInferiorityResult {
+    /// The guardrail's name.
+    pub name: String,
+    /// The relative difference to the control, `variant / control − 1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lift: Option<f64>,
+    /// The one-sided bound of the lift on the harmful side (the upper bound when smaller is better).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bound: Option<f64>,
+    /// Whether the bound lies inside the margin: the variant is shown no worse than the margin allows.
+    pub non_inferior: bool,
+    /// Whether the always-valid confidence sequence shows the variant worse than the margin allows.
+    pub harmful: bool,
 }
 
 /// One look of a group-sequential design.

@@ -51,6 +51,26 @@ pub fn render(x: &Experiment) -> String {
             );
         }
     }
+    for v in &s.variants {
+        for r in &v.non_inferiority {
+            let pct = |x: Option<f64>| x.map(|x| format!("{:+.2}%", x * 100.0)).unwrap_or_else(|| "-".into());
+            let verdict = if r.harmful {
+                "worse than the margin allows"
+            } else if r.non_inferior {
+                "shown within the margin"
+            } else {
+                "not shown within the margin yet"
+            };
+            let _ = writeln!(
+                out,
+                "  Guardrail:  {} of {}: lift {}, bound {}: {verdict}",
+                r.name,
+                v.name,
+                pct(r.lift),
+                pct(r.bound)
+            );
+        }
+    }
     for v in s.variants.iter().filter(|v| v.comparisons.is_some()) {
         let agreement =
             v.agreement.map(|a| format!("{:.1}% agreement", a * 100.0)).unwrap_or_else(|| "no comparison yet".into());
@@ -90,6 +110,13 @@ mod tests {
                     p_value: Some(0.001),
                     comparisons: Some(800),
                     agreement: Some(0.9731),
+                    non_inferiority: vec![crate::api::experiment::NonInferiorityResult {
+                        name: "latency".into(),
+                        lift: Some(0.0125),
+                        bound: Some(0.0238),
+                        non_inferior: false,
+                        harmful: false,
+                    }],
                     ..Default::default()
                 },
             ],

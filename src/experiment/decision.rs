@@ -11,8 +11,10 @@ use crate::analysis::stats::{
 };
 use crate::analysis::stats::{GroupSequentialDesign, Look};
 use crate::api::experiment::{
-    DecisionMethod, ExperimentMode, ExperimentSpec, Goal, GroupSequentialLook, ObjectiveType, VariantResult,
+    DecisionMethod, ExperimentMode, ExperimentSpec, Goal, GroupSequentialLook, NonInferiorityResult, ObjectiveType,
+    VariantResult,
 };
+use crate::experiment::non_inferiority;
 
 /// The arm name of the ModelDeployment's stable version.
 pub const CONTROL: &str = "control";
@@ -107,15 +109,21 @@ pub struct Evaluation {
     pub verdict: Verdict,
 }
 
+/// The non-inferiority guardrails assessed per variant (`experiment::non_inferiority`): variant name → results.
+pub type NonInferiorities = [(String, Vec<NonInferiorityResult>)];
+
 /// Evaluates. `arms` holds the control first, then the variants in spec order; `previous` the per-arm
 /// results of the last evaluation (their sequential state); `breached` the guardrails out of range
-/// (`name: why`); `elapsed` the time since the start; `at_max` whether `maxDuration` has passed.
+/// (`name: why`); `non_inferiority` the non-inferiority guardrails per variant; `elapsed` the time since the
+/// start; `at_max` whether `maxDuration` has passed.
+#[allow(clippy::too_many_arguments)]
 pub fn evaluate(
     spec: &ExperimentSpec,
     arms: &[(String, Numbers)],
     previous: &[VariantResult],
     previous_strikes: i32,
     breached: &[String],
+    non_inferiority: &NonInferiorities,
     elapsed: Duration,
     at_max: bool,
 ) -> Evaluation {
@@ -196,6 +204,36 @@ pub fn evaluate(
     // (1) Minimums.
     let fewest = arms.iter().map(|(_, n)| n.samples()).fold(f64::INFINITY, f64::min);
     let gathering = fewest < min_samples || elapsed < min_duration;
+    // (2) Non-inferiority guardrails: shown harm stops it once the arms have their minimum samples.
+    for (variant, ni) in non_inferiority {
+        if let Some(r) = results.iter_mut().find(|r| r.name == *variant) {
+            r.non_inferiority = ni.clone();
+        }
+    }
+    if fewest >= min_samples {
+        for (variant, ni) in non_inferiority {
+            let harm = ni.iter().find(|r| r.harmful);
+            if let Some((r, check)) =
+                harm.and_then(|r| Some((r, spec.non_inferiority.iter().find(|c| c.name == r.name)?)))
+            {
+                let message = format!("guardrail breached: {}", non_inferiority::harm_message(variant, check, r));
+                return out(
+                    results,
+                    strikes,
+                    Verdict::Stop { reason: crate::names::reasons::GUARDRAIL_BREACHED, message },
+                );
+            }
+        }
+    }
+    // A variant wins only once it is shown within every non-inferiority margin.
+    let not_shown = |name: &str| -> Vec<String> {
+        let ni = non_inferiority.iter().find(|(v, _)| v == name).map(|(_, r)| r.as_slice()).unwrap_or(&[]);
+        spec.non_inferiority
+            .iter()
+            .filter(|c| !ni.iter().any(|r| r.name == c.name && r.non_inferior))
+            .map(|c| c.name.clone())
+            .collect()
+    };
 
     // (3) The objective, per variant against the control.
     let control = arms.first().and_then(|(_, n)| n.moments().ok());
@@ -304,6 +342,17 @@ pub fn evaluate(
             key(a.1).total_cmp(&key(b.1))
         });
         let level = format!("{:.0}%", confidence * 100.0);
+        if let Some((name, _)) = best {
+            let missing = not_shown(name);
+            if !missing.is_empty() {
+                let why = format!(
+                    "variant {name} beats the control on {} at {level} confidence but is not yet shown within the non-inferiority margin of {}",
+                    spec.objective.name,
+                    missing.join(", ")
+                );
+                return out(results, strikes, Verdict::Continue(why));
+            }
+        }
         return out(
             results,
             strikes,
@@ -420,6 +469,7 @@ mod tests {
                 &previous,
                 strikes,
                 &[],
+                &[],
                 Duration::from_secs(3600),
                 false,
             );
@@ -449,16 +499,62 @@ mod tests {
     }
 
     #[test]
+    fn non_inferiority_blocks_a_winner_until_shown_and_harm_stops_it() {
+        use crate::api::experiment::{NonInferiorityCheck, NonInferiorityResult};
+        let mut s = spec();
+        s.non_inferiority =
+            vec![NonInferiorityCheck { name: "latency".into(), margin: 0.05, ..NonInferiorityCheck::default() }];
+        let numbers = arms(p(400.0, 4000.0), p(200.0, 1000.0));
+        let ni = |non_inferior: bool, harmful: bool| {
+            vec![(
+                "challenger".to_string(),
+                vec![NonInferiorityResult {
+                    name: "latency".into(),
+                    lift: Some(0.01),
+                    bound: Some(0.06),
+                    non_inferior,
+                    harmful,
+                }],
+            )]
+        };
+        // Clearly better on the objective, not yet shown within the latency margin: no winner yet.
+        let e = evaluate(&s, &numbers, &[], 0, &[], &ni(false, false), Duration::ZERO, false);
+        assert!(
+            matches!(&e.verdict, Verdict::Continue(m) if m.contains("not yet shown within the non-inferiority margin of latency")),
+            "{:?}",
+            e.verdict
+        );
+        assert_eq!(e.results[1].non_inferiority.len(), 1, "the assessment is in status");
+        // Shown within: it wins.
+        let e = evaluate(&s, &numbers, &[], 0, &[], &ni(true, false), Duration::ZERO, false);
+        assert!(matches!(&e.verdict, Verdict::Winner { name, .. } if name == "challenger"), "{:?}", e.verdict);
+        // No assessment at all (too few values) is not shown.
+        let e = evaluate(&s, &numbers, &[], 0, &[], &[], Duration::ZERO, false);
+        assert!(matches!(&e.verdict, Verdict::Continue(_)), "{:?}", e.verdict);
+        // Harm stops it, whatever the objective says.
+        let e = evaluate(&s, &numbers, &[], 0, &[], &ni(false, true), Duration::ZERO, false);
+        assert!(
+            matches!(&e.verdict, Verdict::Stop { reason, message } if *reason == crate::names::reasons::GUARDRAIL_BREACHED && message.contains("worse than the control on latency by more than the 5.0% margin")),
+            "{:?}",
+            e.verdict
+        );
+        // ... but not before the minimum samples.
+        let few =
+            evaluate(&s, &arms(p(40.0, 400.0), p(80.0, 100.0)), &[], 0, &[], &ni(false, true), Duration::ZERO, false);
+        assert!(matches!(&few.verdict, Verdict::Continue(_)), "{:?}", few.verdict);
+    }
+
+    #[test]
     fn the_sequential_state_persists_and_a_decision_once_made_stays() {
         let s = spec();
-        let first = evaluate(&s, &arms(p(400.0, 4000.0), p(200.0, 1000.0)), &[], 0, &[], Duration::ZERO, false);
+        let first = evaluate(&s, &arms(p(400.0, 4000.0), p(200.0, 1000.0)), &[], 0, &[], &[], Duration::ZERO, false);
         let r = &first.results[1];
         assert_eq!(r.looks, Some(1));
         let tau2 = r.mixing_variance.unwrap();
         assert!(r.rejected_at_look.is_some(), "{r:?}");
         // Later numbers show no difference: the always-valid p-value stays at its minimum, tau² stays frozen.
         let later =
-            evaluate(&s, &arms(p(800.0, 8000.0), p(200.0, 2000.0)), &first.results, 0, &[], Duration::ZERO, false);
+            evaluate(&s, &arms(p(800.0, 8000.0), p(200.0, 2000.0)), &first.results, 0, &[], &[], Duration::ZERO, false);
         let r2 = &later.results[1];
         assert_eq!(r2.mixing_variance, Some(tau2));
         assert_eq!(r2.looks, Some(2));
@@ -469,7 +565,7 @@ mod tests {
     #[test]
     fn gates_guardrails_validity_and_the_sample_ratio() {
         let s = spec();
-        let few = evaluate(&s, &arms(p(40.0, 400.0), p(80.0, 100.0)), &[], 0, &[], Duration::ZERO, false);
+        let few = evaluate(&s, &arms(p(40.0, 400.0), p(80.0, 100.0)), &[], 0, &[], &[], Duration::ZERO, false);
         assert!(
             matches!(&few.verdict, Verdict::Continue(m) if m.contains("gathering samples: 100 of 500")),
             "{:?}",
@@ -477,8 +573,16 @@ mod tests {
         );
         let mut long = s.clone();
         long.decision.min_duration = Some(crate::api::duration::Duration::new("1h"));
-        let early =
-            evaluate(&long, &arms(p(400.0, 4000.0), p(500.0, 1000.0)), &[], 0, &[], Duration::from_secs(60), false);
+        let early = evaluate(
+            &long,
+            &arms(p(400.0, 4000.0), p(500.0, 1000.0)),
+            &[],
+            0,
+            &[],
+            &[],
+            Duration::from_secs(60),
+            false,
+        );
         assert!(
             matches!(&early.verdict, Verdict::Continue(m) if m.contains("minimum duration")),
             "{:?}",
@@ -486,12 +590,12 @@ mod tests {
         );
 
         let breached = ["p99-latency: 0.4 above 0.25".to_string()];
-        let g = evaluate(&s, &arms(p(40.0, 400.0), p(10.0, 100.0)), &[], 0, &breached, Duration::ZERO, false);
+        let g = evaluate(&s, &arms(p(40.0, 400.0), p(10.0, 100.0)), &[], 0, &breached, &[], Duration::ZERO, false);
         assert!(
             matches!(&g.verdict, Verdict::Stop { reason, .. } if *reason == crate::names::reasons::GUARDRAIL_BREACHED)
         );
 
-        let bad = evaluate(&s, &arms(p(500.0, 400.0), p(10.0, 100.0)), &[], 0, &[], Duration::ZERO, false);
+        let bad = evaluate(&s, &arms(p(500.0, 400.0), p(10.0, 100.0)), &[], 0, &[], &[], Duration::ZERO, false);
         assert!(
             matches!(&bad.verdict, Verdict::Invalid(m) if m.contains("500 successes in 400 trials")),
             "{:?}",
@@ -500,17 +604,17 @@ mod tests {
 
         // 50/50 units against 80/20 weights, three evaluations in a row.
         let skewed = arms(p(100.0, 1000.0), p(100.0, 1000.0));
-        let one = evaluate(&s, &skewed, &[], 0, &[], Duration::ZERO, false);
+        let one = evaluate(&s, &skewed, &[], 0, &[], &[], Duration::ZERO, false);
         assert_eq!(one.srm_strikes, 1);
         assert!(!matches!(one.verdict, Verdict::Stop { .. }));
-        let three = evaluate(&s, &skewed, &[], 2, &[], Duration::ZERO, false);
+        let three = evaluate(&s, &skewed, &[], 2, &[], &[], Duration::ZERO, false);
         assert!(
             matches!(&three.verdict, Verdict::Stop { reason, message } if *reason == crate::names::reasons::SAMPLE_RATIO_MISMATCH && message.contains("1000/1000 units per arm against weights 80/20")),
             "{:?}",
             three.verdict
         );
         // A matching ratio resets the strikes.
-        let fine = evaluate(&s, &arms(p(400.0, 4000.0), p(100.0, 1000.0)), &[], 2, &[], Duration::ZERO, false);
+        let fine = evaluate(&s, &arms(p(400.0, 4000.0), p(100.0, 1000.0)), &[], 2, &[], &[], Duration::ZERO, false);
         assert_eq!(fine.srm_strikes, 0);
     }
 
@@ -527,14 +631,14 @@ mod tests {
         assert!(matches!(&v, Verdict::Inconclusive(m) if m.contains("planned size (8000 units)")), "{v:?}");
         assert_eq!(at, 8, "t reaches 1 at 8,000 units");
         // The look history is kept, with the boundary of each look (O'Brien–Fleming: high early).
-        let first = evaluate(&s, &arms(p(400.0, 4000.0), p(100.0, 1000.0)), &[], 0, &[], Duration::ZERO, false);
+        let first = evaluate(&s, &arms(p(400.0, 4000.0), p(100.0, 1000.0)), &[], 0, &[], &[], Duration::ZERO, false);
         let looks = &first.results[1].group_sequential_looks;
         assert_eq!(looks.len(), 1);
         assert!((looks[0].information_fraction - 5000.0 / 8000.0).abs() < 1e-12);
         assert!(looks[0].z_bound.unwrap() > 2.0, "{looks:?}");
         // The same size again is no new look.
         let again =
-            evaluate(&s, &arms(p(400.0, 4000.0), p(100.0, 1000.0)), &first.results, 0, &[], Duration::ZERO, false);
+            evaluate(&s, &arms(p(400.0, 4000.0), p(100.0, 1000.0)), &first.results, 0, &[], &[], Duration::ZERO, false);
         assert_eq!(again.results[1].group_sequential_looks.len(), 1);
     }
 
@@ -543,12 +647,13 @@ mod tests {
         let mut s = spec();
         s.decision.method = Some(DecisionMethod::FixedHorizon);
         let a = arms(p(400.0, 4000.0), p(200.0, 1000.0));
-        let before = evaluate(&s, &a, &[], 0, &[], Duration::from_secs(60), false);
+        let before = evaluate(&s, &a, &[], 0, &[], &[], Duration::from_secs(60), false);
         assert!(matches!(before.verdict, Verdict::Continue(_)), "{:?}", before.verdict);
         assert!(before.results[1].p_value.unwrap() < 0.05, "shown, not acted on");
-        let end = evaluate(&s, &a, &[], 0, &[], Duration::from_secs(60), true);
+        let end = evaluate(&s, &a, &[], 0, &[], &[], Duration::from_secs(60), true);
         assert!(matches!(&end.verdict, Verdict::Winner { name, .. } if name == "challenger"), "{:?}", end.verdict);
-        let null = evaluate(&s, &arms(p(400.0, 4000.0), p(100.0, 1000.0)), &[], 0, &[], Duration::from_secs(60), true);
+        let null =
+            evaluate(&s, &arms(p(400.0, 4000.0), p(100.0, 1000.0)), &[], 0, &[], &[], Duration::from_secs(60), true);
         assert!(matches!(null.verdict, Verdict::Inconclusive(_)), "{:?}", null.verdict);
     }
 }

@@ -4,5 +4,6 @@
 pub mod counters;
 pub mod decision;
 pub mod lifecycle;
+pub mod non_inferiority;
 pub mod promotion;
 pub mod serving;

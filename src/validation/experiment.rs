@@ -46,6 +46,15 @@ pub fn validate(spec: &ExperimentSpec, config: &OperatorConfig) -> Vec<FieldErro
             )),
         }
     }
+    for (i, c) in spec.non_inferiority.iter().enumerate() {
+        let field = format!("spec.nonInferiority[{i}]");
+        errors.extend(check_provider(&format!("{field}.provider"), c.provider.as_deref(), config));
+        for (name, q) in [("sum", &c.sum), ("count", &c.count), ("sumOfSquares", &c.sum_of_squares)] {
+            if let Err(m) = check_placeholders(q, QUERY_PLACEHOLDERS) {
+                errors.push(FieldError::new(format!("{field}.{name}"), m));
+            }
+        }
+    }
     errors.extend(check_duration("spec.decision.maxDuration", Some(&spec.decision.max_duration)));
     errors
 }

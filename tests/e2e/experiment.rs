@@ -513,3 +513,86 @@ async fn a_group_sequential_design_finds_a_clear_winner_at_a_look() {
     let crossed = looks[c.rejected_at_look.unwrap() as usize - 1].clone();
     assert!(crossed.z.abs() >= crossed.z_bound.unwrap(), "{crossed:?}");
 }
+
+/// [`counted_yaml`] with a non-inferiority guardrail on latency (5 % margin) from the exporter's totals.
+fn non_inferiority_yaml() -> String {
+    counted_yaml("ab", "10m", 1.0).replace(
+        "  decision:",
+        r#"  nonInferiority:
+  - name: latency
+    margin: 0.05
+    sum: 'champion_e2e_latency_sum{namespace="{{namespace}}",arm="{{variant}}"}'
+    count: 'champion_e2e_latency_count{namespace="{{namespace}}",arm="{{variant}}"}'
+    sumOfSquares: 'champion_e2e_latency_sumsq{namespace="{{namespace}}",arm="{{variant}}"}'
+  decision:"#,
+    )
+}
+
+/// Like [`feed`], and each session's latency too: mean `latency` (control, challenger) seconds, sd 0.02.
+async fn feed_with_latency(env: &TestEnv, rates: (f64, f64), latency: (f64, f64), seconds: usize) {
+    let ns = env.ns.clone();
+    let mut totals = [[0.0; 5]; 2];
+    for _ in 0..seconds {
+        for (i, (arm, rate, mean)) in
+            [("control", rates.0, latency.0), ("challenger", rates.1, latency.1)].into_iter().enumerate()
+        {
+            let n = 400.0 * if i == 0 { 0.8 } else { 0.2 };
+            let t = &mut totals[i];
+            t[0] += n;
+            t[1] += (n * rate).round();
+            t[2] += n * mean;
+            t[3] += n;
+            t[4] += n * (0.02 * 0.02 + mean * mean);
+            let labels = [("namespace", ns.as_str()), ("arm", arm)];
+            for (metric, v) in [
+                ("champion_e2e_sessions", t[0]),
+                ("champion_e2e_orders", t[1]),
+                ("champion_e2e_latency_sum", t[2]),
+                ("champion_e2e_latency_count", t[3]),
+                ("champion_e2e_latency_sumsq", t[4]),
+            ] {
+                env.set_metric(metric, &labels, v).await;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+}
+
+/// A challenger that converts better but is 20 % slower is stopped by the non-inferiority guardrail (its
+/// always-valid confidence sequence lies beyond the 5 % margin), with no winner.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_variant_worse_than_the_non_inferiority_margin_is_stopped() {
+    let mut env = TestEnv::new("x-ni-harm").await;
+    healthy_scorer(&mut env).await;
+    env.apply_yaml(&non_inferiority_yaml()).unwrap();
+    wait_phase(&env, "ab", ExperimentPhase::Running).await;
+    let feeding = feed_with_latency(&env, (0.10, 0.20), (0.100, 0.120), 60);
+    let ended = env.wait_for::<Experiment, _>("ab", "Aborted", T, |x| phase(x) == Some(ExperimentPhase::Aborted));
+    let x = tokio::select! { x = ended => x, _ = feeding => panic!("fed 60 s and the experiment is not Aborted") };
+    let (reason, message) = ready_reason(&x).unwrap();
+    assert_eq!(reason, "GuardrailBreached", "{message}");
+    assert!(
+        message.contains("variant challenger is worse than the control on latency by more than the 5.0% margin"),
+        "{message}"
+    );
+    let s = x.status.unwrap();
+    assert_eq!(s.winner, None);
+    let ni = &s.variants.iter().find(|v| v.name == "challenger").unwrap().non_inferiority;
+    assert!(ni.len() == 1 && ni[0].harmful && (ni[0].lift.unwrap() - 0.2).abs() < 0.02, "{ni:?}");
+}
+
+/// The same better-converting challenger with the same latency is shown within the margin and wins.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_variant_shown_within_the_non_inferiority_margin_wins() {
+    let mut env = TestEnv::new("x-ni-ok").await;
+    healthy_scorer(&mut env).await;
+    env.apply_yaml(&non_inferiority_yaml()).unwrap();
+    wait_phase(&env, "ab", ExperimentPhase::Running).await;
+    let feeding = feed_with_latency(&env, (0.10, 0.20), (0.100, 0.100), 60);
+    let ended = env.wait_for::<Experiment, _>("ab", "Concluded", T, |x| phase(x) == Some(ExperimentPhase::Concluded));
+    let x = tokio::select! { x = ended => x, _ = feeding => panic!("fed 60 s and the experiment is not Concluded") };
+    let s = x.status.unwrap();
+    assert_eq!(s.winner.as_deref(), Some("challenger"), "{:?}", s.message);
+    let ni = &s.variants.iter().find(|v| v.name == "challenger").unwrap().non_inferiority;
+    assert!(ni.len() == 1 && ni[0].non_inferior && !ni[0].harmful, "{ni:?}");
+}

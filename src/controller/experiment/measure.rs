@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::analysis::template::TemplateVars;
 use crate::analysis::{Sample, builtin, measure, render};
 use crate::api::common::BuiltinMetric;
+use crate::api::experiment::NonInferiorityResult;
 use crate::api::experiment::{ArmCounters, ExperimentMode, NamedCounter, ObjectiveType};
 use crate::api::model_deployment::{Router, Verdict as MetricVerdict};
 use crate::api::{Experiment, ExperimentStatus, ModelDeployment};
@@ -14,6 +15,7 @@ use crate::config::DEFAULT_PROVIDER;
 use crate::controller::Context;
 use crate::experiment::counters::labels_key;
 use crate::experiment::decision::{self, CONTROL, Evaluation, Numbers};
+use crate::experiment::non_inferiority::{self, Totals};
 use crate::experiment::serving;
 use crate::rollout::plan;
 use kube::ResourceExt;
@@ -58,14 +60,22 @@ fn vars(md: &ModelDeployment, arm: &Arm, window: Duration) -> TemplateVars {
     }
 }
 
-/// The objective's queries by name.
-fn queries(x: &Experiment) -> Vec<(&'static str, String)> {
+/// The objective's queries by name, then each non-inferiority guardrail's (`ni/<name>/sum` and so on), with
+/// their provider.
+fn queries(x: &Experiment) -> Vec<(String, String, Option<String>)> {
     let o = &x.spec.objective;
     let named: Vec<(&'static str, &Option<String>)> = match o.type_ {
         ObjectiveType::Proportion => vec![("successes", &o.successes), ("trials", &o.trials)],
         ObjectiveType::Mean => vec![("sum", &o.sum), ("count", &o.count), ("sumOfSquares", &o.sum_of_squares)],
     };
-    named.into_iter().filter_map(|(n, q)| q.clone().map(|q| (n, q))).collect()
+    let mut out: Vec<(String, String, Option<String>)> =
+        named.into_iter().filter_map(|(n, q)| q.clone().map(|q| (n.to_string(), q, o.provider.clone()))).collect();
+    for c in &x.spec.non_inferiority {
+        for (part, q) in [("sum", &c.sum), ("count", &c.count), ("sumOfSquares", &c.sum_of_squares)] {
+            out.push((format!("ni/{}/{part}", c.name), q.clone(), c.provider.clone()));
+        }
+    }
+    out
 }
 
 /// Measures and evaluates; `status` gets the new counters. `Err` says why nothing could be measured (a
@@ -78,11 +88,10 @@ pub async fn evaluate(
     elapsed: Duration,
     at_max: bool,
 ) -> Result<(Evaluation, Vec<String>), String> {
-    let provider = x.spec.objective.provider.as_deref().unwrap_or(DEFAULT_PROVIDER);
-    let base = ctx.config.provider_url(Some(provider)).map_err(|e| e.to_string())?.to_string();
     let arms = arms(x, md);
     let mut counters: Vec<ArmCounters> = status.arms.clone();
     let mut numbers = Vec::new();
+    let mut totals: Vec<Vec<Totals>> = Vec::new();
     let mut notes = Vec::new();
     for arm in &arms {
         let entry = match counters.iter().position(|a| a.name == arm.name && a.revision == arm.revision) {
@@ -92,11 +101,13 @@ pub async fn evaluate(
                 counters.len() - 1
             }
         };
-        for (name, query) in queries(x) {
+        for (name, query, provider) in queries(x) {
+            let provider = provider.as_deref().unwrap_or(DEFAULT_PROVIDER);
+            let base = ctx.config.provider_url(Some(provider)).map_err(|e| e.to_string())?;
             let q = render(&query, &vars(md, arm, elapsed)).map_err(|e| format!("objective {name}: {e}"))?;
             let series = ctx
                 .prometheus
-                .query_vector(&base, &q)
+                .query_vector(base, &q)
                 .await
                 .map_err(|e| format!("objective {name} of arm {}: {e}", arm.name))?;
             let read: Vec<(String, f64)> = series.iter().map(|(l, v)| (labels_key(l), *v)).collect();
@@ -116,8 +127,36 @@ pub async fn evaluate(
         let held = &counters[entry].counters;
         let get = |q: &str| held.iter().find(|n| n.query == q).map(|n| n.counter.total()).unwrap_or(0.0);
         numbers.push((arm.name.clone(), decision::numbers(x.spec.objective.type_, get)));
+        let ni: Vec<Totals> = x
+            .spec
+            .non_inferiority
+            .iter()
+            .map(|c| {
+                let part = |p: &str| get(&format!("ni/{}/{p}", c.name));
+                Totals { sum: part("sum"), count: part("count"), sum_of_squares: part("sumOfSquares") }
+            })
+            .collect();
+        totals.push(ni);
     }
     status.arms = counters;
+    let alpha = 1.0 - x.spec.decision.confidence;
+    let tuning = x.spec.decision.tuning_sample_size.unwrap_or(decision::DEFAULT_TUNING_SAMPLE_SIZE) as f64;
+    let non_inferiority: Vec<(String, Vec<NonInferiorityResult>)> = arms
+        .iter()
+        .zip(&totals)
+        .skip(1)
+        .map(|(arm, t)| {
+            let assessed = x
+                .spec
+                .non_inferiority
+                .iter()
+                .zip(t)
+                .zip(&totals[0])
+                .filter_map(|((c, variant), control)| non_inferiority::assess(c, *control, *variant, alpha, tuning))
+                .collect();
+            (arm.name.clone(), assessed)
+        })
+        .collect();
 
     let builtin = plan::router(&md.spec) == Router::Builtin;
     if let Some(g) = x.spec.guardrails.iter().find(|g| g.builtin.is_some()).filter(|_| !builtin) {
@@ -139,7 +178,8 @@ pub async fn evaluate(
     }
     let numbers: Vec<(String, Numbers)> = numbers;
     let strikes = status.srm_strikes.unwrap_or(0);
-    let mut evaluation = decision::evaluate(&x.spec, &numbers, &status.variants, strikes, &breached, elapsed, at_max);
+    let mut evaluation =
+        decision::evaluate(&x.spec, &numbers, &status.variants, strikes, &breached, &non_inferiority, elapsed, at_max);
     let compared = md.spec.traffic.as_ref().and_then(|t| t.builtin.as_ref()).is_some_and(|b| b.comparison.is_some());
     if builtin && compared && x.spec.mode == ExperimentMode::Shadow {
         for arm in arms.iter().skip(1) {
