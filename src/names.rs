@@ -176,6 +176,8 @@ pub mod reasons {
     pub const SAMPLE_RATIO_MISMATCH: &str = "SampleRatioMismatch";
     /// A winner was decided (the variant, or the control).
     pub const WINNER_DECIDED: &str = "WinnerDecided";
+    /// Event: an objective query selects no series for an arm (the experiment waits; check the query).
+    pub const OBJECTIVE_NO_DATA: &str = "ObjectiveNoData";
     /// The measured numbers cannot be used (successes above trials, a value that is not a counter, too
     /// few events); no decision is taken from them.
     pub const MEASUREMENT_INVALID: &str = "MeasurementInvalid";
@@ -290,6 +292,7 @@ pub mod reasons {
         SAMPLE_RATIO_MISMATCH,
         WINNER_DECIDED,
         MEASUREMENT_INVALID,
+        OBJECTIVE_NO_DATA,
         WINNER_PROMOTED,
         PROMOTION_NEEDED,
         PROMOTION_FAILED,

@@ -177,7 +177,11 @@ pub fn decide(input: &Input) -> Outcome {
         return done(s, conditions, events);
     }
     let message = format!("running since {started}; ends by {deadline} at the latest");
-    s.message = Some(message.clone());
+    // After the first evaluation the message is the last evaluation's (what it waits for, a query
+    // without data); reconciles between evaluations keep it.
+    if s.last_evaluation.is_none() || s.message.is_none() {
+        s.message = Some(message.clone());
+    }
     let wake = Duration::try_from(deadline.duration_since(input.now)).unwrap_or_default();
     Outcome {
         status: s,

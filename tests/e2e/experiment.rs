@@ -596,3 +596,25 @@ async fn a_variant_shown_within_the_non_inferiority_margin_wins() {
     let ni = &s.variants.iter().find(|v| v.name == "challenger").unwrap().non_inferiority;
     assert!(ni.len() == 1 && ni[0].non_inferior && !ni[0].harmful, "{ni:?}");
 }
+
+/// An objective query that selects nothing (a misspelt metric) decides nothing: the experiment keeps
+/// running, its message and a Warning Event say which query of which arm has no series.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_objective_query_that_selects_nothing_is_reported_and_decides_nothing() {
+    let mut env = TestEnv::new("x-nodata").await;
+    healthy_scorer(&mut env).await;
+    env.apply_yaml(&counted_yaml("ab", "10m", 1.0).replace("champion_e2e_orders", "champion_e2e_ordres")).unwrap();
+    wait_phase(&env, "ab", ExperimentPhase::Running).await;
+    let feeding = feed(&env, 400.0, 0.2, (0.10, 0.20), 20);
+    let reported = eventually("the ObjectiveNoData Event", T, || async {
+        env.events().into_iter().find(|(reason, kind, _, _)| reason == "ObjectiveNoData" && kind == "Warning")
+    });
+    let (_, _, note, _) =
+        tokio::select! { e = reported => e, _ = feeding => panic!("fed 20 s and no ObjectiveNoData Event") };
+    assert!(note.contains("the objective's successes query selects no series for arm control"), "{note}");
+    let x: Experiment = env.api().get("ab").await.unwrap();
+    let s = x.status.unwrap();
+    assert_eq!(s.phase, Some(ExperimentPhase::Running));
+    assert_eq!(s.winner, None);
+    assert!(s.message.unwrap_or_default().contains("selects no series"));
+}

@@ -229,8 +229,19 @@ async fn evaluate(
             match e.verdict {
                 Verdict::Continue(why) => {
                     if outcome.status.phase == Some(ExperimentPhase::Running) {
-                        let notes = notes.iter().map(|n| format!("; {n}")).collect::<String>();
-                        outcome.status.message = Some(format!("{why}{notes}"));
+                        let listed = notes.iter().map(|n| format!("; {n}")).collect::<String>();
+                        let message = format!("{why}{listed}");
+                        // A query that selects nothing is said once (a Warning Event), while it lasts.
+                        let new_notes =
+                            notes.iter().any(|n| !previous_message.as_deref().unwrap_or("").contains(n.as_str()));
+                        if new_notes {
+                            outcome.events.push(Transition {
+                                warning: true,
+                                reason: reasons::OBJECTIVE_NO_DATA.into(),
+                                message: format!("{}; no decision until every arm has data", notes.join("; ")),
+                            });
+                        }
+                        outcome.status.message = Some(message);
                     }
                 }
                 Verdict::Invalid(why) => invalid(outcome, why),
