@@ -16,6 +16,7 @@
 
 pub mod builtin;
 pub mod prometheus;
+pub mod router_scrape;
 pub mod stats;
 pub mod template;
 pub mod verdict;

@@ -31,6 +31,9 @@ pub struct Context {
     pub readiness: Arc<Readiness>,
     /// The model registry of the operator config (`mlflow`), when it names one.
     pub registry: Option<Arc<RegistryAccess>>,
+    /// The built-in router's recent readings per ModelDeployment (`namespace/name`), when its metrics are
+    /// read from its pods (no Prometheus provider for them).
+    pub router_readings: std::sync::Mutex<std::collections::HashMap<String, crate::analysis::router_scrape::History>>,
 }
 
 /// The environment variable with the operator's own namespace (the downward API sets it in
@@ -53,6 +56,7 @@ impl Context {
             prometheus: PrometheusClient::new(config.query_timeout()),
             readiness: Arc::new(Readiness::default()),
             registry,
+            router_readings: Default::default(),
         })
     }
 }

@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 /// The first problem among `pods` (those that are not ready), or `None` when every pod is ready or
 /// none says why yet.
 pub fn problem(pods: &[Pod]) -> Option<String> {
-    let mut sorted: Vec<&Pod> = pods.iter().filter(|p| !ready(p)).collect();
+    let mut sorted: Vec<&Pod> = pods.iter().filter(|p| !is_ready(p)).collect();
     sorted.sort_by_key(|p| p.metadata.name.clone());
     sorted.into_iter().find_map(|p| {
         let why = pod_problem(p)?;
@@ -15,7 +15,8 @@ pub fn problem(pods: &[Pod]) -> Option<String> {
     })
 }
 
-fn ready(p: &Pod) -> bool {
+/// Whether the pod's Ready condition is True.
+pub fn is_ready(p: &Pod) -> bool {
     let conditions = p.status.as_ref().and_then(|s| s.conditions.as_ref());
     conditions.is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }

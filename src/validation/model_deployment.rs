@@ -79,7 +79,11 @@ fn check_builtin(
     if plan::router(spec) != Router::Builtin {
         errors.push(FieldError::new(field, "built-in metrics are measured by the built-in router: set traffic.router: builtin, or use a prometheus query"));
     }
-    errors.extend(check_provider(field, config.router_provider(), config));
+    // Read through `router.provider`, else the `default` provider, else from the router's pods: only a
+    // named provider must exist.
+    if config.router_provider().is_some() {
+        errors.extend(check_provider(field, config.router_provider(), config));
+    }
     let compared = spec.traffic.as_ref().and_then(|t| t.builtin.as_ref()).is_some_and(|b| b.comparison.is_some());
     if metric == BuiltinMetric::ShadowAgreement && !compared {
         errors.push(FieldError::new(

@@ -290,13 +290,20 @@ impl TestEnv {
     /// Like [`TestEnv::start_operator_with`], with `prometheus_url` as the `default` provider (for tests
     /// of an unreachable Prometheus).
     pub async fn start_operator_with_prometheus(&mut self, prometheus_url: &str, extra_config_yaml: &str) {
+        self.start_operator_with_config(&format!("prometheus:\n  default: {prometheus_url:?}\n{extra_config_yaml}"))
+            .await;
+    }
+
+    /// Starts the operator with no Prometheus provider at all, plus `extra_config_yaml`.
+    pub async fn start_operator_without_prometheus(&mut self, extra_config_yaml: &str) {
+        self.start_operator_with_config(extra_config_yaml).await;
+    }
+
+    async fn start_operator_with_config(&mut self, config_yaml: &str) {
         assert!(self.operator.is_none(), "start_operator: the operator is already running; stop it first");
         self.starts += 1;
         let config_path = self.work_dir.join(format!("operator-{}.yaml", self.starts));
-        let config = format!(
-            "# written by the e2e harness\nprometheus:\n  default: {:?}\nnamespaces: [{:?}]\n{}\n",
-            prometheus_url, self.ns, extra_config_yaml
-        );
+        let config = format!("# written by the e2e harness\nnamespaces: [{:?}]\n{config_yaml}\n", self.ns);
         fs::write(&config_path, config).unwrap_or_else(|e| panic!("cannot write {}: {e}", config_path.display()));
         let port = free_port();
         let log_path = self.log_path();

@@ -144,6 +144,11 @@ async fn predict(client: &reqwest::Client, url: &str, i: usize) -> Routed {
 async fn serving_through_the_router(env: &mut TestEnv, node: &RealNode, name: &str, yaml: &str) -> String {
     import_router_image(node);
     env.start_operator_with(&format!("router: {{image: {ROUTER_IMAGE}}}")).await;
+    routed(env, name, yaml).await
+}
+
+/// Applies `yaml` with the operator already running and waits as [`serving_through_the_router`] does.
+async fn routed(env: &mut TestEnv, name: &str, yaml: &str) -> String {
     env.apply_yaml(yaml).expect("apply");
     wait_for_md(env, name, "1.0.0 Healthy", |md| {
         phase(md) == Some(DeploymentPhase::Healthy) && stable_version(md).as_deref() == Some("1.0.0")
@@ -295,6 +300,48 @@ async fn router_a_candidate_with_errors_is_rolled_back_by_the_builtin_error_rate
     assert!(t.get(&("2.0.0".into(), 200)).copied().unwrap_or(0) > 0, "the candidate answered no 200: {t:?}");
     assert_eq!(t.get(&("1.0.0".into(), 500)), None, "the stable version failed: {t:?}");
     assert_eq!(stable_version(&md).as_deref(), Some("1.0.0"));
+}
+
+/// Without any Prometheus provider the operator reads the built-in metrics from the router's pods
+/// themselves: a candidate answering 5xx is rolled back by `builtin: errorRate` all the same, and a mirror
+/// step's agreement still shows in status.
+#[tokio::test(flavor = "multi_thread")]
+async fn router_without_prometheus_the_builtin_metrics_are_read_from_the_router() {
+    let Some(node) = real_node("router_without_prometheus_the_builtin_metrics_are_read_from_the_router") else {
+        return;
+    };
+    let mut env = TestEnv::new("rt-direct").await;
+    let name = "direct";
+    let steps = "[{mirror: {percent: 100, duration: 20s}}, {setWeight: 50}, {pause: {duration: 3m}}]";
+    import_router_image(&node);
+    env.start_operator_without_prometheus(&format!("router: {{image: {ROUTER_IMAGE}}}")).await;
+    let url =
+        routed(&mut env, name, &routed_md(&node, name, "1.0.0", "[]", steps).replace("min: 0.97", "min: 0.5")).await;
+
+    let errs = r#"[{name: ERROR_RATE, value: "0.5"}]"#;
+    let shipped = routed_md(&node, name, "2.0.0", errs, steps).replace("min: 0.97", "min: 0.5");
+    env.apply_yaml(&shipped).expect("ship 2.0.0 with ERROR_RATE 0.5");
+    let api: Api<ModelDeployment> = env.api();
+    let api = &api;
+    let routed = load(&url, Duration::from_secs(150), move || async move {
+        api.get(name).await.ok().is_some_and(|md| phase(&md) == Some(DeploymentPhase::RolledBack))
+    })
+    .await;
+    let md = wait_for_md(&env, name, "RolledBack", |md| phase(md) == Some(DeploymentPhase::RolledBack)).await;
+    let t = tally(&answers(&routed));
+    eprintln!(
+        "MEASURED: {} requests: {t:?}; status.shadow {:?}; last analysis {:?}",
+        routed.len(),
+        status(&md).shadow,
+        status(&md).analysis.map(|a| a.metrics)
+    );
+    let (s, reason, message) = degraded(&md).expect("a Degraded condition");
+    assert_eq!((s.as_str(), reason.as_str()), ("True", "AnalysisFailed"), "{message}");
+    assert!(message.contains("errors"), "{message}");
+    assert_eq!(stable_version(&md).as_deref(), Some("1.0.0"));
+    // The mirror step (an erring shadow answers 5xx half the time, which counts as disagreeing) was read too.
+    let shadow = status(&md).shadow.expect("status.shadow from the router's pods");
+    assert!(shadow.version == "2.0.0" && shadow.comparisons > 0, "{shadow:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

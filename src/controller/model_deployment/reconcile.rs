@@ -12,7 +12,7 @@ use kube::api::{Api, ListParams};
 use kube::runtime::controller::Action;
 
 use super::apply::{self, ApplyError};
-use super::{Caches, registry};
+use super::{Caches, registry, router_metrics};
 use crate::analysis::{Sample, TemplateVars, builtin, candidate_vars, measure};
 use crate::api::common::BuiltinMetric;
 use crate::api::model_deployment::{MetricResult, ShadowStatus, Verdict};
@@ -272,7 +272,14 @@ async fn measure_metrics(
     futures::future::join_all(checks.map(|check| {
         let vars = &vars;
         async move {
-            match tokio::time::timeout_at(deadline, measure(&ctx.prometheus, &ctx.config, check, vars)).await {
+            let measured = async {
+                if check.builtin.is_some() && router_metrics::direct(&ctx.config) {
+                    router_metrics::measure(ctx, md, check, vars).await
+                } else {
+                    measure(&ctx.prometheus, &ctx.config, check, vars).await
+                }
+            };
+            match tokio::time::timeout_at(deadline, measured).await {
                 Ok(result) => result,
                 Err(_) => MetricResult {
                     name: check.name.clone(),
@@ -296,6 +303,11 @@ async fn read_agreement(
     window: Duration,
     now: jiff::Timestamp,
 ) -> Option<ShadowStatus> {
+    if router_metrics::direct(&ctx.config) {
+        let (agreement, comparisons) = router_metrics::agreement(ctx, md, window).await?;
+        let agreement = agreement.map(|a| (a * 10_000.0).round() / 10_000.0);
+        return Some(ShadowStatus { version, comparisons, agreement, since, measured_at: Time(now) });
+    }
     let base = ctx.config.provider_url(ctx.config.router_provider()).ok()?;
     let vars = TemplateVars {
         namespace: md.namespace(),
