@@ -274,6 +274,7 @@ pub struct Strategy {
     /// How long a revision that traffic has left keeps its pods before they are scaled down (default
     /// 30s): the old stable after a promotion, a candidate after an abort or a rollback. Traffic always
     /// leaves first (route and Services), so in-flight requests finish on pods that are still there.
+    /// Under the built-in router at least 90s, the time its configuration may take to reach its pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale_down_delay: Option<Duration>,
 }

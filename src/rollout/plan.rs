@@ -118,12 +118,21 @@ pub fn interval(spec: &ModelDeploymentSpec) -> Duration {
 
 /// How long a revision that traffic left keeps its pods.
 pub fn scale_down_delay(spec: &ModelDeploymentSpec) -> Duration {
-    spec.strategy
+    let delay = spec
+        .strategy
         .as_ref()
         .and_then(|s| s.scale_down_delay.as_ref())
         .and_then(|d| d.to_std().ok())
-        .unwrap_or(DEFAULT_SCALE_DOWN_DELAY)
+        .unwrap_or(DEFAULT_SCALE_DOWN_DELAY);
+    // The built-in router learns that traffic left a revision when the kubelet refreshes its ConfigMap
+    // volume: the revision keeps its pods at least that long.
+    if router(spec) == Router::Builtin { delay.max(BUILTIN_ROUTER_PROPAGATION) } else { delay }
 }
+
+/// How long a new configuration of the built-in router may take to reach its pods (the kubelet's default
+/// sync period of one minute, plus its jitter and the router's one-second reload): the shortest
+/// `scaleDownDelay` under that router.
+pub const BUILTIN_ROUTER_PROPAGATION: Duration = Duration::from_secs(90);
 
 fn failure_limit(spec: &ModelDeploymentSpec) -> i32 {
     background_analysis(spec).and_then(|a| a.failure_limit).unwrap_or(0)

@@ -653,3 +653,16 @@ fn weights_by_step() {
     }
     assert_eq!(weight_at(&[], 0), 0);
 }
+
+#[test]
+fn the_builtin_router_keeps_a_revision_until_its_configuration_can_have_reached_the_router() {
+    let mut md = fixtures::model_deployment("fraud");
+    let with = |md: &mut ModelDeployment, router: Router, delay: &str| {
+        md.spec.traffic = Some(Traffic { router: Some(router), ..Traffic::default() });
+        md.spec.strategy.as_mut().unwrap().scale_down_delay = Some(crate::api::duration::Duration::new(delay));
+        scale_down_delay(&md.spec)
+    };
+    assert_eq!(with(&mut md, Router::GatewayApi, "30s"), Duration::from_secs(30));
+    assert_eq!(with(&mut md, Router::Builtin, "30s"), BUILTIN_ROUTER_PROPAGATION);
+    assert_eq!(with(&mut md, Router::Builtin, "5m"), Duration::from_secs(300));
+}
