@@ -8,7 +8,7 @@
 //! an Experiment's variant, its name for both. The window is `{{window}}` where set (Experiments), else
 //! `{{interval}}`.
 
-use crate::analysis::TemplateVars;
+use crate::analysis::{PrometheusClient, Sample, TemplateVars};
 use crate::api::common::BuiltinMetric;
 use crate::rollout::desired::MIRROR_VARIANT;
 
@@ -64,6 +64,28 @@ pub fn query(metric: BuiltinMetric, vars: &TemplateVars) -> Result<String, Strin
             format!("{} / {}", zero(feedback(r#"outcome="correct""#)), feedback(r#"outcome=~"correct|incorrect""#))
         }
     })
+}
+
+/// An agreement as status shows it: four decimals.
+pub fn rounded(agreement: f64) -> f64 {
+    (agreement * 10_000.0).round() / 10_000.0
+}
+
+/// The shadow's agreement (rounded) and the number of its compared answers over the window of `vars`, through
+/// the Prometheus at `base`; `None` where a query has no data.
+pub async fn read_agreement(
+    client: &PrometheusClient,
+    base: &str,
+    vars: &TemplateVars,
+) -> Result<(Option<f64>, Option<i64>), String> {
+    let (agreement, count) = (query(BuiltinMetric::ShadowAgreement, vars)?, comparisons_query(vars)?);
+    let (agreement, count) = futures::join!(client.query(base, &agreement), client.query(base, &count));
+    let value = |s: Sample| match s {
+        Sample::Value(v) => Some(v),
+        Sample::NoData => None,
+    };
+    let (agreement, count) = (agreement.map_err(|e| e.to_string())?, count.map_err(|e| e.to_string())?);
+    Ok((value(agreement).map(rounded), value(count).map(|c| c.round() as i64)))
 }
 
 /// The number of the candidate's shadow answers compared over `vars.interval` (for the status).

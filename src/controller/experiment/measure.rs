@@ -5,8 +5,7 @@
 use std::time::Duration;
 
 use crate::analysis::template::TemplateVars;
-use crate::analysis::{Sample, builtin, measure, render};
-use crate::api::common::BuiltinMetric;
+use crate::analysis::{builtin, measure, render};
 use crate::api::experiment::NonInferiorityResult;
 use crate::api::experiment::{ArmCounters, ExperimentMode, NamedCounter, ObjectiveType};
 use crate::api::model_deployment::{Router, Verdict as MetricVerdict};
@@ -197,16 +196,7 @@ pub async fn evaluate(
 /// decides nothing unless a `shadowAgreement` guardrail asks).
 async fn agreement(ctx: &Context, vars: &TemplateVars) -> (Option<f64>, Option<i64>) {
     let Ok(base) = ctx.config.provider_url(ctx.config.router_provider()) else { return (None, None) };
-    let (Ok(a), Ok(c)) = (builtin::query(BuiltinMetric::ShadowAgreement, vars), builtin::comparisons_query(vars))
-    else {
-        return (None, None);
-    };
-    let value = |r: Result<Sample, _>| match r {
-        Ok(Sample::Value(v)) => Some(v),
-        _ => None,
-    };
-    let (a, c) = futures::join!(ctx.prometheus.query(base, &a), ctx.prometheus.query(base, &c));
-    (value(a).map(|a| (a * 10_000.0).round() / 10_000.0), value(c).map(|c| c.round() as i64))
+    builtin::read_agreement(&ctx.prometheus, base, vars).await.unwrap_or((None, None))
 }
 
 fn detail(m: &Option<String>) -> String {

@@ -13,8 +13,7 @@ use kube::runtime::controller::Action;
 
 use super::apply::{self, ApplyError};
 use super::{Caches, registry, router_metrics};
-use crate::analysis::{Sample, TemplateVars, builtin, candidate_vars, measure};
-use crate::api::common::BuiltinMetric;
+use crate::analysis::{TemplateVars, builtin, candidate_vars, measure};
 use crate::api::model_deployment::{MetricResult, ShadowStatus, Verdict};
 use crate::api::{DeploymentPhase, ModelDeployment, ModelDeploymentStatus};
 use crate::conditions::{self, Desired, Transition};
@@ -305,7 +304,7 @@ async fn read_agreement(
 ) -> Option<ShadowStatus> {
     if router_metrics::direct(&ctx.config) {
         let (agreement, comparisons) = router_metrics::agreement(ctx, md, window).await?;
-        let agreement = agreement.map(|a| (a * 10_000.0).round() / 10_000.0);
+        let agreement = agreement.map(builtin::rounded);
         return Some(ShadowStatus { version, comparisons, agreement, since, measured_at: Time(now) });
     }
     let base = ctx.config.provider_url(ctx.config.router_provider()).ok()?;
@@ -315,27 +314,14 @@ async fn read_agreement(
         interval: Some(format!("{}s", window.as_secs())),
         ..TemplateVars::default()
     };
-    let agreement = builtin::query(BuiltinMetric::ShadowAgreement, &vars).ok()?;
-    let count = builtin::comparisons_query(&vars).ok()?;
-    let (agreement, count) = futures::join!(ctx.prometheus.query(base, &agreement), ctx.prometheus.query(base, &count));
-    let value = |s: Sample| match s {
-        Sample::Value(v) => Some(v),
-        Sample::NoData => None,
-    };
-    let (agreement, count) = match (agreement, count) {
-        (Ok(a), Ok(c)) => (value(a), value(c)),
-        (Err(e), _) | (_, Err(e)) => {
+    let (agreement, count) = match builtin::read_agreement(&ctx.prometheus, base, &vars).await {
+        Ok(read) => read,
+        Err(e) => {
             tracing::debug!(error = %e, "could not read the shadow agreement");
             return None;
         }
     };
-    Some(ShadowStatus {
-        version,
-        comparisons: count.map_or(0, |c| c.round() as i64),
-        agreement: agreement.map(|a| (a * 10_000.0).round() / 10_000.0),
-        since,
-        measured_at: Time(now),
-    })
+    Some(ShadowStatus { version, comparisons: count.unwrap_or(0), agreement, since, measured_at: Time(now) })
 }
 
 /// The status to write: the decision's rollout fields, conditions merged (transition times kept when a
