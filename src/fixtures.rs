@@ -159,3 +159,16 @@ pub fn retrain_policy(name: &str) -> RetrainPolicy {
     p.metadata.generation = Some(1);
     p
 }
+
+/// `md` behind `router`, with the built-in router's settings comparing answers at `label` when `compared`.
+pub fn with_router(md: &mut crate::api::ModelDeployment, router: crate::api::model_deployment::Router, compared: bool) {
+    use crate::api::model_deployment::{BuiltinTraffic, ShadowComparison, Traffic};
+    md.spec.traffic = Some(Traffic {
+        router: Some(router),
+        builtin: Some(BuiltinTraffic {
+            comparison: compared.then(|| ShadowComparison { path: "label".into(), ..ShadowComparison::default() }),
+            ..BuiltinTraffic::default()
+        }),
+        ..Traffic::default()
+    });
+}

@@ -85,7 +85,7 @@ fn elapsed(t: &Time, now: jiff::Timestamp) -> Duration {
 mod tests {
     use super::*;
     use crate::api::DeploymentPhase;
-    use crate::api::model_deployment::{BuiltinTraffic, RevisionRef, ShadowComparison, Traffic, Weights};
+    use crate::api::model_deployment::{RevisionRef, Weights};
     use crate::fixtures;
 
     fn at(s: i64) -> Time {
@@ -94,14 +94,7 @@ mod tests {
 
     fn spec(router: Router, compared: bool) -> ModelDeploymentSpec {
         let mut md = fixtures::model_deployment("fraud");
-        md.spec.traffic = Some(Traffic {
-            router: Some(router),
-            builtin: Some(BuiltinTraffic {
-                comparison: compared.then(|| ShadowComparison { path: "label".into(), ..ShadowComparison::default() }),
-                ..BuiltinTraffic::default()
-            }),
-            ..Traffic::default()
-        });
+        fixtures::with_router(&mut md, router, compared);
         md.spec
     }
 

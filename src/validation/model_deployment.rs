@@ -116,18 +116,6 @@ mod tests {
         m.builtin = Some(metric);
     }
 
-    fn set_router(md: &mut ModelDeployment, router: Router, compared: bool) {
-        use crate::api::model_deployment::{BuiltinTraffic, ShadowComparison, Traffic};
-        md.spec.traffic = Some(Traffic {
-            router: Some(router),
-            builtin: Some(BuiltinTraffic {
-                comparison: compared.then(|| ShadowComparison { path: "label".into(), ..ShadowComparison::default() }),
-                ..BuiltinTraffic::default()
-            }),
-            ..Traffic::default()
-        });
-    }
-
     type Case = (&'static str, fn(&mut ModelDeployment), &'static [&'static str]);
 
     #[test]
@@ -162,7 +150,7 @@ mod tests {
                 "a built-in metric under the built-in router",
                 |md| {
                     builtin_metric(md, BuiltinMetric::ErrorRate);
-                    set_router(md, Router::Builtin, false);
+                    fixtures::with_router(md, Router::Builtin, false);
                 },
                 &[],
             ),
@@ -177,7 +165,7 @@ mod tests {
                 "shadowAgreement needs a comparison",
                 |md| {
                     builtin_metric(md, BuiltinMetric::ShadowAgreement);
-                    set_router(md, Router::Builtin, false);
+                    fixtures::with_router(md, Router::Builtin, false);
                 },
                 &["spec.strategy.canary.analysis.metrics[0].builtin: shadowAgreement needs traffic.builtin.comparison"],
             ),
@@ -185,7 +173,7 @@ mod tests {
                 "shadowAgreement with a comparison",
                 |md| {
                     builtin_metric(md, BuiltinMetric::ShadowAgreement);
-                    set_router(md, Router::Builtin, true);
+                    fixtures::with_router(md, Router::Builtin, true);
                 },
                 &[],
             ),
