@@ -6,9 +6,10 @@ use std::hash::{BuildHasher, Hasher};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::HeaderMap;
+use http::header::HeaderName;
 
 /// The header that carries the prediction ID, in and out.
-pub const PREDICTION_ID: &str = "x-prediction-id";
+pub const PREDICTION_ID: HeaderName = HeaderName::from_static("x-prediction-id");
 
 thread_local! {
     static STATE: Cell<u64> = Cell::new(seed());
@@ -38,14 +39,20 @@ pub fn new_id(now: SystemTime) -> String {
     let (a, b) = (next_random(), next_random());
     let hi = (ms << 16) | 0x7000 | (a & 0x0fff);
     let lo = (b & 0x3fff_ffff_ffff_ffff) | 0x8000_0000_0000_0000;
-    format!(
-        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-        hi >> 32,
-        (hi >> 16) & 0xffff,
-        hi & 0xffff,
-        lo >> 48,
-        lo & 0xffff_ffff_ffff
-    )
+    // Written digit by digit: `format!` cost more than the rest of the ID (seen in a profile under load).
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [b'-'; 36];
+    let mut put = |from: usize, to: usize, value: u64| {
+        for (i, slot) in out[from..to].iter_mut().rev().enumerate() {
+            *slot = HEX[((value >> (4 * i)) & 0xf) as usize];
+        }
+    };
+    put(0, 8, hi >> 32);
+    put(9, 13, (hi >> 16) & 0xffff);
+    put(14, 18, hi & 0xffff);
+    put(19, 23, lo >> 48);
+    put(24, 36, lo & 0xffff_ffff_ffff);
+    out.iter().map(|&b| b as char).collect()
 }
 
 /// The client's prediction ID when it sent a usable one (1 to 128 visible ASCII characters), else a new one.
@@ -73,13 +80,22 @@ pub fn rfc3339(t: SystemTime) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        d.subsec_millis()
-    )
+    // Digit by digit, for the same reason as `new_id`.
+    let mut out = *b"0000-00-00T00:00:00.000Z";
+    let mut put = |from: usize, width: usize, mut value: i64| {
+        for slot in out[from..from + width].iter_mut().rev() {
+            *slot = b'0' + (value.rem_euclid(10)) as u8;
+            value /= 10;
+        }
+    };
+    put(0, 4, year);
+    put(5, 2, month);
+    put(8, 2, day);
+    put(11, 2, rem / 3600);
+    put(14, 2, rem % 3600 / 60);
+    put(17, 2, rem % 60);
+    put(20, 3, i64::from(d.subsec_millis()));
+    out.iter().map(|&b| b as char).collect()
 }
 
 #[cfg(test)]
@@ -100,6 +116,10 @@ mod tests {
         assert_eq!(id.len(), 36);
         assert!(id.starts_with("01900000-0001-7"), "{id}");
         assert!(matches!(id.as_bytes()[19], b'8' | b'9' | b'a' | b'b'), "{id}");
+        for (i, c) in id.char_indices() {
+            let dash = [8, 13, 18, 23].contains(&i);
+            assert!(if dash { c == '-' } else { c.is_ascii_hexdigit() && !c.is_ascii_uppercase() }, "{id}");
+        }
     }
 
     #[test]

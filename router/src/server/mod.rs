@@ -7,6 +7,7 @@ pub mod id;
 pub mod log;
 pub mod metrics;
 pub mod mirror;
+pub mod pool;
 pub mod proxy;
 pub mod routing;
 
@@ -59,7 +60,7 @@ pub struct Prediction {
 /// The HTTP clients: the live path and the shadows each have their own pools, HTTP/1.1 and HTTP/2 apart.
 pub struct Clients {
     /// Live backends, HTTP/1.1.
-    pub live_h1: Client<HttpConnector, Tee<Incoming>>,
+    pub live_h1: pool::H1Pool<Tee<Incoming>>,
     /// Live backends, HTTP/2 without TLS (prior knowledge).
     pub live_h2: Client<HttpConnector, Tee<Incoming>>,
     /// Shadows, HTTP/1.1.
@@ -175,7 +176,7 @@ pub async fn start(options: Options) -> io::Result<Running> {
         log: LogHandle::start(&log_config, metrics.log_dropped.clone()),
         metrics,
         clients: Clients {
-            live_h1: client(false),
+            live_h1: pool::H1Pool::default(),
             live_h2: client(true),
             shadow_h1: client(false),
             shadow_h2: client(true),

@@ -19,6 +19,7 @@ use super::body::{Captured, Tee};
 use super::id::{PREDICTION_ID, prediction_id, rfc3339};
 use super::log::LoggedBody;
 use super::mirror::{Copy, LiveAnswer};
+use super::pool::Pooled;
 use super::routing::Routing;
 use super::{Prediction, State, feedback, lock};
 
@@ -29,8 +30,10 @@ const LABEL_BODY_BYTES: usize = 1 << 20;
 /// A predicted label longer than this is not kept in the window.
 const MAX_LABEL: usize = 256;
 
+/// A live backend's answer: over HTTP/1.1 from the router's own pool, over HTTP/2 from hyper-util's client.
+pub type LiveBody = Either<Pooled<Tee<Incoming>>, Incoming>;
 /// The body of the router's answers: a proxied stream, or a small answer of the router's own.
-pub type OutBody = Either<Tee<Incoming>, Full<Bytes>>;
+pub type OutBody = Either<Tee<LiveBody>, Full<Bytes>>;
 
 /// Serves one request on the proxy port.
 pub async fn serve(state: Arc<State>, req: Request<Incoming>) -> Result<Response<OutBody>, Infallible> {
@@ -143,16 +146,21 @@ async fn proxy(state: Arc<State>, routing: Arc<Routing>, req: Request<Incoming>)
         }
     };
 
-    parts.uri = Uri::builder()
-        .scheme("http")
-        .authority(backend.authority.clone())
-        .path_and_query(path_and_query.clone())
-        .build()
-        .expect("an authority and a path make a URI");
     parts.version = if h2 { Version::HTTP_2 } else { Version::HTTP_11 };
     let method = parts.method.clone();
-    let client = if h2 { &state.clients.live_h2 } else { &state.clients.live_h1 };
-    let sent = tokio::time::timeout(routing.timeout, client.request(Request::from_parts(parts, body))).await;
+    let sent = if h2 {
+        parts.uri = Uri::builder()
+            .scheme("http")
+            .authority(backend.authority.clone())
+            .path_and_query(path_and_query.clone())
+            .build()
+            .expect("an authority and a path make a URI");
+        let request = state.clients.live_h2.request(Request::from_parts(parts, body));
+        tokio::time::timeout(routing.timeout, request).await.map(|r| r.map(|r| r.map(Either::Right)).map_err(drop))
+    } else {
+        let request = state.clients.live_h1.send(&backend.authority, Request::from_parts(parts, body));
+        tokio::time::timeout(routing.timeout, request).await.map(|r| r.map(|r| r.map(Either::Left)).map_err(drop))
+    };
 
     let mut finish = Finish {
         state: state.clone(),
@@ -307,17 +315,23 @@ impl Finish {
     }
 }
 
+/// `keep-alive` and `proxy-connection`, which `http` has no constants for.
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
 /// Removes the headers that belong to one connection (RFC 9110 §7.6.1), keeping `te: trailers` for gRPC.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
     }
     for name in [
         header::CONNECTION,
@@ -325,8 +339,8 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
         header::UPGRADE,
         header::PROXY_AUTHENTICATE,
         header::PROXY_AUTHORIZATION,
-        HeaderName::from_static("keep-alive"),
-        HeaderName::from_static("proxy-connection"),
+        KEEP_ALIVE,
+        PROXY_CONNECTION,
     ] {
         headers.remove(name);
     }
