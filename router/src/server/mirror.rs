@@ -113,13 +113,16 @@ impl Copy {
         *req.uri_mut() = uri;
         *req.headers_mut() = headers;
         *req.version_mut() = if self.h2 { Version::HTTP_2 } else { Version::HTTP_11 };
-        let client = if self.h2 { &state.clients.shadow_h2 } else { &state.clients.shadow_h1 };
         let max_body = shadow.max_body;
         let answer = timeout_at(deadline, async {
-            let r = client.request(req).await.ok()?;
-            let status = r.status();
-            let body = Limited::new(r.into_body(), max_body).collect().await.ok().map(|b| b.to_bytes());
-            Some((status, body))
+            let (status, body) = if self.h2 {
+                let r = state.clients.shadow_h2.request(req).await.ok()?;
+                (r.status(), Limited::new(r.into_body(), max_body).collect().await)
+            } else {
+                let r = state.clients.shadow_h1.send(&shadow.authority, req).await.ok()?;
+                (r.status(), Limited::new(r.into_body(), max_body).collect().await)
+            };
+            Some((status, body.ok().map(|b| b.to_bytes())))
         })
         .await
         .ok()

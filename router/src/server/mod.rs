@@ -57,19 +57,21 @@ pub struct Prediction {
     pub feedback_seen: bool,
 }
 
-/// The HTTP clients: the live path and the shadows each have their own pools, HTTP/1.1 and HTTP/2 apart.
+/// The HTTP clients: the live path and the shadows each have their own pools, HTTP/1.1 (the router's own
+/// [`pool::H1Pool`]) and HTTP/2 (hyper-util's client) apart.
 pub struct Clients {
     /// Live backends, HTTP/1.1.
     pub live_h1: pool::H1Pool<Tee<Incoming>>,
     /// Live backends, HTTP/2 without TLS (prior knowledge).
     pub live_h2: Client<HttpConnector, Tee<Incoming>>,
     /// Shadows, HTTP/1.1.
-    pub shadow_h1: Client<HttpConnector, Full<Bytes>>,
+    pub shadow_h1: pool::H1Pool<Full<Bytes>>,
     /// Shadows, HTTP/2.
     pub shadow_h2: Client<HttpConnector, Full<Bytes>>,
 }
 
-fn client<B>(h2: bool) -> Client<HttpConnector, B>
+/// hyper-util's pooled client, HTTP/2 only (prior knowledge, no TLS).
+fn h2_client<B>() -> Client<HttpConnector, B>
 where
     B: Body + Send + 'static + Unpin,
     B::Data: Send,
@@ -79,7 +81,7 @@ where
     connector.set_nodelay(true);
     connector.set_connect_timeout(Some(Duration::from_secs(2)));
     Client::builder(TokioExecutor::new())
-        .http2_only(h2)
+        .http2_only(true)
         .pool_idle_timeout(Duration::from_secs(60))
         .pool_timer(TokioTimer::new())
         .timer(TokioTimer::new())
@@ -177,9 +179,9 @@ pub async fn start(options: Options) -> io::Result<Running> {
         metrics,
         clients: Clients {
             live_h1: pool::H1Pool::default(),
-            live_h2: client(true),
-            shadow_h1: client(false),
-            shadow_h2: client(true),
+            live_h2: h2_client(),
+            shadow_h1: pool::H1Pool::default(),
+            shadow_h2: h2_client(),
         },
         last_error: Mutex::new(None),
         resolve: options.resolve.clone(),
@@ -247,6 +249,8 @@ fn apply(state: &State, config: RouterConfig) {
         Ok(routing) => {
             state.log.configure(&routing.config.prediction_log);
             lock(&state.window).set_capacity(routing.window_size);
+            state.clients.live_h1.keep_only(routing.backends.iter().map(|b| &b.authority));
+            state.clients.shadow_h1.keep_only(routing.shadows.iter().map(|s| &s.authority));
             state.routing.store(Some(Arc::new(routing)));
             *lock(&state.last_error) = None;
             state.metrics.config_valid.set(1);

@@ -98,6 +98,12 @@ where
         Ok(Response::from_parts(parts, Pooled { inner: body, back: Some(back) }))
     }
 
+    /// Closes the idle connections to every address but these (after a configuration change).
+    pub fn keep_only<'a>(&self, addresses: impl Iterator<Item = &'a Authority>) {
+        let keep: Vec<&Authority> = addresses.collect();
+        lock(&self.idle).retain(|a, _| keep.contains(&a));
+    }
+
     async fn checkout(&self, authority: &Authority) -> Option<SendRequest<B>> {
         loop {
             let idle = lock(&self.idle).get_mut(authority).and_then(VecDeque::pop_front)?;
@@ -195,5 +201,129 @@ impl<B> Pooled<B> {
 impl<B> Drop for Pooled<B> {
     fn drop(&mut self) {
         self.give_if_ended();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use http_body_util::{BodyExt, Full};
+    use hyper::service::service_fn;
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// A backend answering `/close` with `connection: close`, `/big` with 1 MiB, anything else with `ok`; it
+    /// counts the connections it accepted.
+    async fn backend() -> (Authority, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let authority: Authority = listener.local_addr().unwrap().to_string().parse().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let service = service_fn(|req: Request<Incoming>| async move {
+                        let mut r = match req.uri().path() {
+                            "/big" => Response::new(Full::new(Bytes::from(vec![b'x'; 1 << 20]))),
+                            _ => Response::new(Full::new(Bytes::from_static(b"ok"))),
+                        };
+                        if req.uri().path() == "/close" {
+                            r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+                        }
+                        Ok::<_, Infallible>(r)
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        (authority, accepted)
+    }
+
+    fn get(path: &str) -> Request<Full<Bytes>> {
+        Request::get(path).body(Full::new(Bytes::new())).unwrap()
+    }
+
+    async fn read(pool: &H1Pool<Full<Bytes>>, authority: &Authority, path: &str) -> Bytes {
+        let r = pool.send(authority, get(path)).await.unwrap();
+        r.into_body().collect().await.unwrap().to_bytes()
+    }
+
+    #[tokio::test]
+    async fn answers_read_to_the_end_give_their_connection_back() {
+        let (authority, accepted) = backend().await;
+        let pool = H1Pool::default();
+        for _ in 0..5 {
+            assert_eq!(read(&pool, &authority, "/").await, "ok");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn an_answer_dropped_before_its_end_takes_its_connection_with_it() {
+        let (authority, accepted) = backend().await;
+        let pool = H1Pool::default();
+        let r = pool.send(&authority, get("/big")).await.unwrap();
+        drop(r);
+        assert_eq!(read(&pool, &authority, "/").await, "ok");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_backend_closed_is_not_reused() {
+        let (authority, accepted) = backend().await;
+        let pool = H1Pool::default();
+        assert_eq!(read(&pool, &authority, "/close").await, "ok");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(read(&pool, &authority, "/").await, "ok");
+        assert_eq!(read(&pool, &authority, "/").await, "ok");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn requests_in_parallel_open_connections_side_by_side() {
+        let (authority, accepted) = backend().await;
+        let pool = Arc::new(H1Pool::default());
+        // Joined: all four are under way before any answer is read, so none can reuse another's connection.
+        let (a, b, c, d) = tokio::join!(
+            pool.send(&authority, get("/")),
+            pool.send(&authority, get("/")),
+            pool.send(&authority, get("/")),
+            pool.send(&authority, get("/"))
+        );
+        assert_eq!(accepted.load(Ordering::SeqCst), 4);
+        for a in [a, b, c, d] {
+            assert_eq!(a.unwrap().into_body().collect().await.unwrap().to_bytes(), "ok");
+        }
+        assert_eq!(read(&pool, &authority, "/").await, "ok");
+        assert_eq!(accepted.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn idle_connections_to_addresses_no_longer_configured_are_closed() {
+        let (authority, accepted) = backend().await;
+        let pool = H1Pool::default();
+        assert_eq!(read(&pool, &authority, "/").await, "ok");
+        pool.keep_only([&authority].into_iter());
+        assert_eq!(read(&pool, &authority, "/").await, "ok");
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        pool.keep_only(std::iter::empty());
+        assert_eq!(read(&pool, &authority, "/").await, "ok");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_backend_nobody_listens_on_is_a_connect_error() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let authority: Authority = listener.local_addr().unwrap().to_string().parse().unwrap();
+        drop(listener);
+        let pool: H1Pool<Full<Bytes>> = H1Pool::default();
+        assert!(matches!(pool.send(&authority, get("/")).await, Err(PoolError::Connect(_))));
     }
 }

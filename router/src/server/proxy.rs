@@ -321,6 +321,20 @@ const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection")
 
 /// Removes the headers that belong to one connection (RFC 9110 §7.6.1), keeping `te: trailers` for gRPC.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none of them (or only `connection`): one pass over the names decides whether to look.
+    let hop_by_hop = |name: &HeaderName| {
+        name == header::CONNECTION
+            || name == header::TRANSFER_ENCODING
+            || name == header::UPGRADE
+            || name == header::PROXY_AUTHENTICATE
+            || name == header::PROXY_AUTHORIZATION
+            || name == header::TE
+            || name == KEEP_ALIVE
+            || name == PROXY_CONNECTION
+    };
+    if !headers.keys().any(hop_by_hop) {
+        return;
+    }
     if headers.contains_key(header::CONNECTION) {
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
