@@ -329,6 +329,10 @@ pub mod annotations {
     /// A hash of what the operator last applied to a generated object, so a field it stops setting (a
     /// selector key, a mirror filter) is seen as a change even though the object still holds it.
     pub const APPLIED: &str = "champion.ml/applied";
+    /// On a built-in router's pod: a hash of the router configuration the operator last wrote. Changing it
+    /// makes the kubelet sync the pod, which refreshes its ConfigMap volume at once instead of at its next
+    /// periodic sync (a minute by default).
+    pub const ROUTER_CONFIG: &str = "champion.ml/router-config";
 }
 
 #[cfg(test)]

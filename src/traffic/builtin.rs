@@ -26,6 +26,27 @@ pub fn config_map_resource() -> ApiResource {
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("", "v1", "ConfigMap"), "configmaps")
 }
 
+/// A short hash of the router configuration among `routes` (the ConfigMap `<name>-router`), if they hold it:
+/// the value of [`crate::names::annotations::ROUTER_CONFIG`] on router pods once they were told of it.
+pub fn config_hash(md: &ModelDeployment, routes: &[RouteObject]) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    let name = router::name(md);
+    let route = routes.iter().find(|r| r.resource.kind == "ConfigMap" && r.name == name)?;
+    let document = route.body.get("data")?.get(router::CONFIG_KEY)?.as_str()?;
+    let digest = Sha256::digest(document.as_bytes());
+    Some(digest.iter().take(8).map(|b| format!("{b:02x}")).collect())
+}
+
+/// The router pods (by name) to tell of the configuration with `hash`: those not yet annotated with it and
+/// not going away.
+pub fn pods_to_tell<'a>(pods: &'a [k8s_openapi::api::core::v1::Pod], hash: &str) -> Vec<&'a str> {
+    pods.iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter(|p| p.annotations().get(crate::names::annotations::ROUTER_CONFIG).map(String::as_str) != Some(hash))
+        .filter_map(|p| p.metadata.name.as_deref())
+        .collect()
+}
+
 /// Where a Service of `md` is reached from the router's pods: its ClusterIP (no DNS lookup on the data
 /// path, and no dependency on cluster DNS), else `<service>.<namespace>.svc`, at the Services' port.
 fn address(md: &ModelDeployment, routing: &Routing, service: &str) -> String {
@@ -216,5 +237,43 @@ mod tests {
         let text = objects[0].body["data"][router::CONFIG_KEY].as_str().unwrap();
         let parsed = RouterConfig::parse(text).expect("the router's own parser and rules accept it");
         assert_eq!(parsed.backends[0].name, "fraud");
+    }
+
+    #[test]
+    fn the_hash_follows_the_document_and_pods_not_told_of_it_are_named() {
+        let md = md();
+        let at = |weight| {
+            let routing = Routing {
+                backends: vec![Backend::new("fraud", 100 - weight), Backend::new("fraud-canary", weight)],
+                ..Routing::default()
+            };
+            Builtin.objects(&md, &routing)
+        };
+        let (ten, twenty) = (config_hash(&md, &at(10)).unwrap(), config_hash(&md, &at(20)).unwrap());
+        assert_eq!(ten.len(), 16);
+        assert_eq!(config_hash(&md, &at(10)).as_deref(), Some(ten.as_str()));
+        assert_ne!(ten, twenty);
+        assert_eq!(config_hash(&md, &[]), None);
+
+        let pod = |name: &str, told: Option<&str>, going: bool| {
+            let mut p = k8s_openapi::api::core::v1::Pod::default();
+            p.metadata.name = Some(name.into());
+            if let Some(h) = told {
+                p.annotations_mut().insert(crate::names::annotations::ROUTER_CONFIG.into(), h.into());
+            }
+            if going {
+                p.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                    k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+                ));
+            }
+            p
+        };
+        let pods = [
+            pod("new", None, false),
+            pod("told", Some(&twenty), false),
+            pod("stale", Some(&ten), false),
+            pod("going", None, true),
+        ];
+        assert_eq!(pods_to_tell(&pods, &twenty), ["new", "stale"]);
     }
 }

@@ -260,9 +260,9 @@ evictionHard: {memory.available: 100Mi, nodefs.available: 200Mi, imagefs.availab
 registerWithTaints:
 - {key: $REAL_NODE_LABEL, value: "true", effect: NoSchedule}
 shutdownGracePeriod: 0s
-# pods are synced (and their ConfigMap volumes refreshed) every 5 s instead of every minute: the built-in
-# router reads its configuration from a ConfigMap volume, and the tests' rollout steps last seconds
-syncFrequency: 5s
+# syncFrequency is left at the kubelet's default (1m), as on a real cluster: the built-in router's
+# configuration (a ConfigMap volume) reaches it at once only because the operator annotates its pods, which
+# makes the kubelet sync them (tests/e2e/router.rs, router_each_step_reaches_the_router_while_it_lasts)
 EOF
 start_bg "$PIDS" "$N/logs/kubelet.log" kubelet "$CLUSTER_BIN/kubelet" \
   --config="$N/config/kubelet.yaml" --kubeconfig="$N/config/kubelet.kubeconfig" \

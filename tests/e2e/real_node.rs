@@ -100,6 +100,26 @@ fn server_md(
     env: &str,
     deadline: &str,
 ) -> String {
+    let head = served_on_the_node(node, name, version, replicas, env);
+    format!(
+        r#"{head}  traffic: {{router: replicas, port: 8080}}
+  strategy:
+    progressDeadline: {deadline}
+    canary:
+      steps: {steps}
+      analysis:
+        interval: 2s
+        metrics:
+        - name: error-rate
+          prometheus: {{query: 'sum(rate(http_requests_total{{namespace="{{{{namespace}}}}",champion_ml_revision="{{{{revision}}}}",code=~"5.."}}[30s])) / sum(rate(http_requests_total{{namespace="{{{{namespace}}}}",champion_ml_revision="{{{{revision}}}}"}}[30s]))'}}
+          thresholdRange: {{max: 0.05}}
+"#
+    )
+}
+
+/// The beginning of a ModelDeployment of the example model server on the real node (`env` its container's
+/// environment), up to its pod template; the caller adds `traffic` and `strategy`.
+pub fn served_on_the_node(node: &RealNode, name: &str, version: &str, replicas: i32, env: &str) -> String {
     let placement = node.placement();
     let image = &node.server_image;
     format!(
@@ -119,17 +139,6 @@ spec:
         env: {env}
         ports: [{{name: http, containerPort: 8080}}]
         readinessProbe: {{httpGet: {{path: /health, port: http}}, periodSeconds: 1}}
-  traffic: {{router: replicas, port: 8080}}
-  strategy:
-    progressDeadline: {deadline}
-    canary:
-      steps: {steps}
-      analysis:
-        interval: 2s
-        metrics:
-        - name: error-rate
-          prometheus: {{query: 'sum(rate(http_requests_total{{namespace="{{{{namespace}}}}",champion_ml_revision="{{{{revision}}}}",code=~"5.."}}[30s])) / sum(rate(http_requests_total{{namespace="{{{{namespace}}}}",champion_ml_revision="{{{{revision}}}}"}}[30s]))'}}
-          thresholdRange: {{max: 0.05}}
 "#
     )
 }

@@ -7,7 +7,9 @@
 //! - a candidate that disagrees with stable in a mirror step is rolled back by `builtin: shadowAgreement`,
 //!   and its live agreement shows in `status.shadow` and `kubectl champion status`;
 //! - a candidate that answers 5xx at a canary weight is rolled back by `builtin: errorRate`;
-//! - feedback posted for prediction IDs read from the router's prediction log moves `feedbackAccuracy`.
+//! - feedback posted for prediction IDs read from the router's prediction log moves `feedbackAccuracy`;
+//! - every step reaches the router while it lasts (its pods are annotated, so the kubelet refreshes the
+//!   ConfigMap volume at once).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,13 +19,15 @@ use std::time::{Duration, Instant};
 
 use champion::api::{DeploymentPhase, ModelDeployment};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Service;
-use kube::api::Api;
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::api::{Api, ListParams};
 use serde_json::{Value, json};
 
 use crate::harness::{TestEnv, eventually, output_text, repo_root};
 use crate::md::{degraded, phase, stable_version, status};
-use crate::real_node::{Answer, POD_T, RealNode, fresh_connections, predict_url, real_node, tally, wait_for_md};
+use crate::real_node::{
+    Answer, POD_T, RealNode, fresh_connections, predict_url, real_node, served_on_the_node, tally, wait_for_md,
+};
 
 /// The router image the tests import into the real node's containerd.
 const ROUTER_IMAGE: &str = "champion.test/router:e2e";
@@ -39,23 +43,22 @@ fn router_binary() -> PathBuf {
     bin
 }
 
-/// Builds the router image from the workspace's binary (with its shared libraries) and imports it into the
-/// real node's containerd, once per test process.
+/// Builds the router image from the workspace's binary with `hack/router-image.sh` (the binary and its shared
+/// libraries) and imports it into the real node's containerd, once per test process.
 fn import_router_image(node: &RealNode) {
     static DONE: OnceLock<()> = OnceLock::new();
     DONE.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("champion-router-image-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("image folder");
         let tar = dir.join("router.tar");
-        let built = Command::new("python3")
-            .arg(repo_root().join("tests/images/mkimage.py"))
-            .arg("--libs")
+        let built = Command::new("bash")
+            .arg(repo_root().join("hack/router-image.sh"))
             .arg(&tar)
             .arg(ROUTER_IMAGE)
             .arg(router_binary())
             .output()
             .expect("python3");
-        assert!(built.status.success(), "mkimage.py: {}", output_text(&built));
+        assert!(built.status.success(), "hack/router-image.sh: {}", output_text(&built));
         let imported = Command::new("ctr")
             .args(["--address", &node.containerd, "-n", "k8s.io", "images", "import"])
             .arg(&tar)
@@ -69,26 +72,10 @@ fn import_router_image(node: &RealNode) {
 /// A ModelDeployment of the example model server on the real node behind the built-in router (on the real
 /// node too), comparing answers by their `label`, with the built-in metrics as background analysis.
 fn routed_md(node: &RealNode, name: &str, version: &str, env: &str, steps: &str) -> String {
-    let placement = node.placement();
-    let (image, l) = (&node.server_image, &node.label);
+    let head = served_on_the_node(node, name, version, 1, env);
+    let l = &node.label;
     format!(
-        r#"apiVersion: champion.ml/v1alpha1
-kind: ModelDeployment
-metadata: {{name: {name}}}
-spec:
-  model: {{version: "{version}", uri: "s3://models/{name}/{version}"}}
-  replicas: 1
-  template:
-    spec:
-{placement}      terminationGracePeriodSeconds: 5
-      containers:
-      - name: server
-        image: {image}
-        imagePullPolicy: Never
-        env: {env}
-        ports: [{{name: http, containerPort: 8080}}]
-        readinessProbe: {{httpGet: {{path: /health, port: http}}, periodSeconds: 1}}
-  traffic:
+        r#"{head}  traffic:
     router: builtin
     port: 8080
     builtin:
@@ -204,6 +191,18 @@ where
     answers
 }
 
+/// Sends requests through `url` until `name` is rolled back (at most 150 s), then waits for that status.
+async fn load_until_rolled_back(env: &TestEnv, url: &str, name: &str) -> (Vec<Routed>, ModelDeployment) {
+    let api: Api<ModelDeployment> = env.api();
+    let api = &api;
+    let routed = load(url, Duration::from_secs(150), move || async move {
+        api.get(name).await.ok().is_some_and(|md| phase(&md) == Some(DeploymentPhase::RolledBack))
+    })
+    .await;
+    let md = wait_for_md(env, name, "RolledBack", |md| phase(md) == Some(DeploymentPhase::RolledBack)).await;
+    (routed, md)
+}
+
 fn answers(routed: &[Routed]) -> Vec<Answer> {
     routed.iter().map(|r| r.answer.clone()).collect()
 }
@@ -280,13 +279,7 @@ async fn router_a_candidate_with_errors_is_rolled_back_by_the_builtin_error_rate
 
     let errs = r#"[{name: ERROR_RATE, value: "0.5"}]"#;
     env.apply_yaml(&routed_md(&node, name, "2.0.0", errs, steps)).expect("ship 2.0.0 with ERROR_RATE 0.5");
-    let api: Api<ModelDeployment> = env.api();
-    let api = &api;
-    let routed = load(&url, Duration::from_secs(150), move || async move {
-        api.get(name).await.ok().is_some_and(|md| phase(&md) == Some(DeploymentPhase::RolledBack))
-    })
-    .await;
-    let md = wait_for_md(&env, name, "RolledBack", |md| phase(md) == Some(DeploymentPhase::RolledBack)).await;
+    let (routed, md) = load_until_rolled_back(&env, &url, name).await;
     let t = tally(&answers(&routed));
     eprintln!(
         "MEASURED: {} requests through the router: {t:?}; last analysis: {:?}",
@@ -321,13 +314,7 @@ async fn router_without_prometheus_the_builtin_metrics_are_read_from_the_router(
     let errs = r#"[{name: ERROR_RATE, value: "0.5"}]"#;
     let shipped = routed_md(&node, name, "2.0.0", errs, steps).replace("min: 0.97", "min: 0.5");
     env.apply_yaml(&shipped).expect("ship 2.0.0 with ERROR_RATE 0.5");
-    let api: Api<ModelDeployment> = env.api();
-    let api = &api;
-    let routed = load(&url, Duration::from_secs(150), move || async move {
-        api.get(name).await.ok().is_some_and(|md| phase(&md) == Some(DeploymentPhase::RolledBack))
-    })
-    .await;
-    let md = wait_for_md(&env, name, "RolledBack", |md| phase(md) == Some(DeploymentPhase::RolledBack)).await;
+    let (routed, md) = load_until_rolled_back(&env, &url, name).await;
     let t = tally(&answers(&routed));
     eprintln!(
         "MEASURED: {} requests: {t:?}; status.shadow {:?}; last analysis {:?}",
@@ -495,4 +482,58 @@ spec:
         config.get("shadows").is_none().then_some(())
     })
     .await;
+}
+
+/// The kubelet rewrites a pod's ConfigMap volume when it syncs the pod: every minute (the real node keeps
+/// the kubelet's default), or at once when the pod changes. The operator annotates the router's pods with
+/// each new configuration's hash, so every step reaches the router while it lasts: two 15 s steps in a row
+/// are both seen in the configuration the router itself serves (`/config` on its admin port), where
+/// periodic syncs alone, a minute apart, could show at most one of them.
+#[tokio::test(flavor = "multi_thread")]
+async fn router_each_step_reaches_the_router_while_it_lasts() {
+    let Some(node) = real_node("router_each_step_reaches_the_router_while_it_lasts") else { return };
+    let mut env = TestEnv::new("rt-steps").await;
+    let name = "stepped";
+    let steps = "[{setWeight: 20}, {pause: {duration: 15s}}, {setWeight: 40}, {pause: {duration: 15s}}, \
+                 {setWeight: 60}, {pause: {}}]";
+    // No analysis: only the steps' timing matters here.
+    let without_analysis = |yaml: String| yaml[..yaml.find("      analysis:").expect("an analysis block")].to_string();
+    let first = without_analysis(routed_md(&node, name, "1.0.0", "[]", steps));
+    serving_through_the_router(&mut env, &node, name, &first).await;
+    env.apply_yaml(&without_analysis(routed_md(&node, name, "2.0.0", "[]", steps))).expect("ship 2.0.0");
+
+    let pods: Api<Pod> = env.api();
+    let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(2)).build().unwrap();
+    let selector = ListParams::default().labels(&format!("champion.ml/router={name}"));
+    let mut seen: Vec<u64> = Vec::new();
+    let started = Instant::now();
+    while seen.last() != Some(&60) {
+        assert!(started.elapsed() < Duration::from_secs(180), "the router never served weight 60; it served {seen:?}");
+        for pod in pods.list(&selector).await.expect("router pods").items {
+            let Some(ip) = pod.status.and_then(|s| s.pod_ip) else { continue };
+            let Ok(r) = http.get(format!("http://{ip}:9090/config")).send().await else { continue };
+            let Ok(doc) = r.json::<Value>().await else { continue };
+            let weight = doc["config"]["backends"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|b| b["name"] == "candidate")
+                .and_then(|b| b["weight"].as_u64())
+                .unwrap_or(0);
+            if seen.last() != Some(&weight) {
+                eprintln!(
+                    "MEASURED: {:.1} s after shipping, the router serves candidate weight {weight}",
+                    started.elapsed().as_secs_f64()
+                );
+                seen.push(weight);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let steps_seen: Vec<u64> = seen.iter().copied().filter(|w| *w > 0).collect();
+    assert_eq!(steps_seen, [20, 40, 60], "every step reached the router in turn: {seen:?}");
+    // The router's pod carries the hash of the configuration it was told of.
+    let pod = pods.list(&selector).await.expect("router pods").items.remove(0);
+    let told = pod.metadata.annotations.unwrap_or_default().remove("champion.ml/router-config");
+    assert!(told.is_some_and(|h| h.len() == 16), "the router pod was annotated with the configuration's hash");
 }

@@ -5,6 +5,7 @@ pub mod apply;
 pub mod caches;
 pub mod reconcile;
 pub mod registry;
+pub mod router_config;
 pub mod router_metrics;
 
 use std::sync::Arc;

@@ -12,7 +12,7 @@ use kube::api::{Api, ListParams};
 use kube::runtime::controller::Action;
 
 use super::apply::{self, ApplyError};
-use super::{Caches, registry, router_metrics};
+use super::{Caches, registry, router_config, router_metrics};
 use crate::analysis::{TemplateVars, builtin, candidate_vars, measure};
 use crate::api::model_deployment::{MetricResult, ShadowStatus, Verdict};
 use crate::api::{DeploymentPhase, ModelDeployment, ModelDeploymentStatus};
@@ -109,6 +109,7 @@ pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>, caches: Arc<
         report_apply_failure(&ctx, &md, &current, &e, &Time(now)).await?;
         return Err(e.into());
     }
+    router_config::tell(&ctx, &md, &objects.routes).await;
 
     let mut conditions = decision.conditions.clone();
     let mut new_status = decision.status.clone();
