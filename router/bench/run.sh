@@ -16,9 +16,9 @@ ROOT=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
 TOOLS=${CHAMPION_TOOLS:-$HOME/.cache/champion/tools}
 OHA=$TOOLS/bin/oha
 RATE=${RATE:-2000}
-DURATION=${DURATION:-8s}
-CLOSED_DURATION=${CLOSED_DURATION:-5s}
-RUNS=${RUNS:-5}
+DURATION=${DURATION:-4s}
+CLOSED_DURATION=${CLOSED_DURATION:-3s}
+RUNS=${RUNS:-9}
 LOAD_CPU=${LOAD_CPU:-0}
 SERVER_CPU=${SERVER_CPU:-1}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -43,6 +43,7 @@ trap cleanup EXIT
 # (h2c), routers 1810x with their admin ports 1820x.
 # Started directly in the background (no shell function), so $! is the process itself.
 taskset -c "$SERVER_CPU" "$BIN/examples/bench_upstream" 127.0.0.1:18081 & PIDS+=($!)
+echo $! > "$WORK/upstream.pid"
 taskset -c "$SERVER_CPU" "$BIN/examples/bench_upstream" 127.0.0.1:18082 200 & PIDS+=($!)
 
 mkdir -p "$WORK/nginx"
@@ -118,6 +119,18 @@ oha() { # target out-file extra-args...
 rss_sampler() { # pid file
   while kill -0 "$1" 2>/dev/null; do grep VmRSS "/proc/$1/status" | awk '{print $2}'; sleep 0.5; done > "$2"
 }
+# Which process serves each closed-loop target, for its CPU time per request (user + system, all threads): a
+# figure the machine's noise moves much less than latency or throughput.
+declare -A SERVER=(
+  [direct]=$(cat "$WORK/upstream.pid") [nginx]=$(pgrep -P "$(cat "$WORK/nginx.pid")" nginx | head -1)
+  [router]=$(cat "$WORK/plain.pid") [router-mirror-slow]=$(cat "$WORK/mirror-slow.pid")
+  [router-mirror-down]=$(cat "$WORK/mirror-down.pid")
+)
+SERVER[h2-nginx]=${SERVER[nginx]}
+SERVER[h2-router]=${SERVER[router]}
+cpu_ticks() { # pid: user + system clock ticks of all its threads
+  cat /proc/"$1"/task/*/stat | awk '{ sub(/^.*\) /, ""); t += $12 + $13 } END { print t }'
+}
 rss_sampler "$(cat "$WORK/plain.pid")" "$WORK/rss-plain.kb" & PIDS+=($!)
 rss_sampler "$(cat "$WORK/mirror-slow.pid")" "$WORK/rss-mirror-slow.kb" & PIDS+=($!)
 
@@ -136,7 +149,9 @@ for run in $(seq "$RUNS"); do
   for i in $(seq 0 $((n - 1))); do
     t=${CLOSED[$(((i + run) % n))]}
     echo "run $run/$RUNS: $t closed loop" >&2
+    before=$(cpu_ticks "${SERVER[$t]}")
     oha "$t" "$WORK/closed/$t.$run.json" -z "$CLOSED_DURATION"
+    echo "$before $(cpu_ticks "${SERVER[$t]}") $(getconf CLK_TCK)" > "$WORK/closed/$t.$run.cpu"
   done
 done
 
@@ -188,6 +203,26 @@ for t, v in rps.items():
     n = rps.get("h2-nginx" if t.startswith("h2-") else "nginx")
     each = " ".join(f"{r['summary']['requestsPerSec']:.0f}" for r in closed[t])
     print(f"| {t} | {v:.0f} | {v / n:.2f} | {each} |")
+# CPU time of the serving process per request, closed loop: (ticks after - before) / ticks per second / requests.
+print("\n## CPU time of the serving process per request, closed loop (µs, user + system; medians)\n")
+print("| target | µs per request | ratio to nginx (same protocol) | runs |")
+print("|---|---|---|---|")
+cpu = {}
+for t, runs in closed.items():
+    per = []
+    for i, r in enumerate(runs, 1):
+        f = f"{work}/closed/{t}.{i}.cpu"
+        if not os.path.exists(f):
+            continue
+        before, after, hz = (float(x) for x in open(f).read().split())
+        n = sum(r.get("statusCodeDistribution", {}).values())
+        if n:
+            per.append((after - before) / hz / n * 1e6)
+    if per:
+        cpu[t] = (statistics.median(per), per)
+for t, (v, per) in cpu.items():
+    n = cpu.get("h2-nginx" if t.startswith("h2-") else "nginx")
+    print(f"| {t} | {v:.1f} | {v / n[0]:.2f} | {' '.join(f'{x:.1f}' for x in per)} |")
 def metric(text, name, **labels):
     total = 0.0
     for line in text.splitlines():
