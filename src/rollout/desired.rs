@@ -289,13 +289,18 @@ pub fn desired(
     out
 }
 
+/// The first 8 bytes of the SHA-256 of `data`, as 16 hex digits: the hashes the operator writes into
+/// annotations.
+pub fn short_hash(data: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(data).iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
 /// `desired` with the annotation [`annotations::APPLIED`] set to a hash of it. Applied objects carry it,
 /// so [`up_to_date`] of the result also sees what the operator stopped setting: an object applied from
 /// another desired state carries another hash.
 pub fn with_applied_hash(mut desired: Value) -> Value {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(serde_json::to_vec(&desired).unwrap_or_default());
-    let hash: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    let hash = short_hash(&serde_json::to_vec(&desired).unwrap_or_default());
     if !desired["metadata"]["annotations"].is_object() {
         desired["metadata"]["annotations"] = Value::Object(Default::default());
     }

@@ -29,12 +29,10 @@ pub fn config_map_resource() -> ApiResource {
 /// A short hash of the router configuration among `routes` (the ConfigMap `<name>-router`), if they hold it:
 /// the value of [`crate::names::annotations::ROUTER_CONFIG`] on router pods once they were told of it.
 pub fn config_hash(md: &ModelDeployment, routes: &[RouteObject]) -> Option<String> {
-    use sha2::{Digest, Sha256};
     let name = router::name(md);
     let route = routes.iter().find(|r| r.resource.kind == "ConfigMap" && r.name == name)?;
     let document = route.body.get("data")?.get(router::CONFIG_KEY)?.as_str()?;
-    let digest = Sha256::digest(document.as_bytes());
-    Some(digest.iter().take(8).map(|b| format!("{b:02x}")).collect())
+    Some(crate::rollout::desired::short_hash(document.as_bytes()))
 }
 
 /// The router pods (by name) to tell of the configuration with `hash`: those not yet annotated with it and

@@ -203,6 +203,14 @@ async fn load_until_rolled_back(env: &TestEnv, url: &str, name: &str) -> (Vec<Ro
     (routed, md)
 }
 
+/// Asserts that `md` was rolled back by its analysis, the failing `metric` named, and 1.0.0 serves again.
+fn rolled_back_by(md: &ModelDeployment, metric: &str) {
+    let (s, reason, message) = degraded(md).expect("a Degraded condition");
+    assert_eq!((s.as_str(), reason.as_str()), ("True", "AnalysisFailed"), "{message}");
+    assert!(message.contains(metric), "{message}");
+    assert_eq!(stable_version(md).as_deref(), Some("1.0.0"));
+}
+
 fn answers(routed: &[Routed]) -> Vec<Answer> {
     routed.iter().map(|r| r.answer.clone()).collect()
 }
@@ -248,10 +256,7 @@ async fn router_a_candidate_that_disagrees_in_shadow_is_rolled_back_and_its_agre
     let agreement = shadow.agreement.expect("an agreement value");
     assert!((0.5..0.97).contains(&agreement), "about 70% agreement with 30% of labels flipped: {agreement}");
     assert!(printed.contains("Shadow:     version 2.0.0") && printed.contains("% agreement"), "{printed}");
-    let (s, reason, message) = degraded(&md).expect("a Degraded condition");
-    assert_eq!((s.as_str(), reason.as_str()), ("True", "AnalysisFailed"), "{message}");
-    assert!(message.contains("agreement"), "{message}");
-    assert_eq!(stable_version(&md).as_deref(), Some("1.0.0"));
+    rolled_back_by(&md, "agreement");
     // The shadow's answers never reached a client.
     assert!(routed.iter().all(|r| r.answer.code == 0 || r.answer.version == "1.0.0"), "{t:?}");
     // What the analysis read is what Prometheus scraped from the router's pod.
@@ -286,13 +291,10 @@ async fn router_a_candidate_with_errors_is_rolled_back_by_the_builtin_error_rate
         routed.len(),
         status(&md).analysis.map(|a| a.metrics)
     );
-    let (s, reason, message) = degraded(&md).expect("a Degraded condition");
-    assert_eq!((s.as_str(), reason.as_str()), ("True", "AnalysisFailed"), "{message}");
-    assert!(message.contains("errors"), "{message}");
+    rolled_back_by(&md, "errors");
     assert!(t.get(&("2.0.0".into(), 500)).copied().unwrap_or(0) > 0, "the candidate answered no 500: {t:?}");
     assert!(t.get(&("2.0.0".into(), 200)).copied().unwrap_or(0) > 0, "the candidate answered no 200: {t:?}");
     assert_eq!(t.get(&("1.0.0".into(), 500)), None, "the stable version failed: {t:?}");
-    assert_eq!(stable_version(&md).as_deref(), Some("1.0.0"));
 }
 
 /// Without any Prometheus provider the operator reads the built-in metrics from the router's pods
@@ -322,10 +324,7 @@ async fn router_without_prometheus_the_builtin_metrics_are_read_from_the_router(
         status(&md).shadow,
         status(&md).analysis.map(|a| a.metrics)
     );
-    let (s, reason, message) = degraded(&md).expect("a Degraded condition");
-    assert_eq!((s.as_str(), reason.as_str()), ("True", "AnalysisFailed"), "{message}");
-    assert!(message.contains("errors"), "{message}");
-    assert_eq!(stable_version(&md).as_deref(), Some("1.0.0"));
+    rolled_back_by(&md, "errors");
     // The mirror step (an erring shadow answers 5xx half the time, which counts as disagreeing) was read too.
     let shadow = status(&md).shadow.expect("status.shadow from the router's pods");
     assert!(shadow.version == "2.0.0" && shadow.comparisons > 0, "{shadow:?}");

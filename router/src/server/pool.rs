@@ -1,6 +1,6 @@
-//! HTTP/1.1 connections to the live backends, kept open and reused: per address a queue of idle connections, the
-//! oldest taken first (the most likely to be ready), a connection given back when its answer's body has been read to
-//! the end. Leaner than hyper-util's pooled client, which spawns a task per request to give a connection back and
+//! HTTP/1.1 connections to the live backends and the shadows, kept open and reused: per address a queue of idle
+//! connections, the oldest taken first (the most likely to be ready), a connection given back when its answer's body
+//! has been read to the end. Leaner than hyper-util's pooled client, which spawns a task per request to give a connection back and
 //! whose request future is large enough to cost measurable copying (docs/router-benchmark.md, run 5).
 
 use std::collections::{HashMap, VecDeque};
@@ -34,15 +34,6 @@ pub enum PoolError {
     Connect(std::io::Error),
     /// The connection failed while sending or waiting.
     Http(hyper::Error),
-}
-
-impl std::fmt::Display for PoolError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            PoolError::Connect(e) => write!(f, "connect: {e}"),
-            PoolError::Http(e) => write!(f, "{e}"),
-        }
-    }
 }
 
 struct Idle<B> {
@@ -167,11 +158,7 @@ impl<B> Body for Pooled<B> {
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         match &polled {
-            Poll::Ready(None) => {
-                if let Some(back) = self.back.take() {
-                    back.give();
-                }
-            }
+            Poll::Ready(None) => self.give_back(),
             Poll::Ready(Some(Err(_))) => self.back = None,
             _ => {}
         }
@@ -188,11 +175,9 @@ impl<B> Body for Pooled<B> {
 }
 
 impl<B> Pooled<B> {
-    /// Gives the connection back if the body has already ended (hyper's server may stop polling an ended body).
-    fn give_if_ended(&mut self) {
-        if self.inner.is_end_stream()
-            && let Some(back) = self.back.take()
-        {
+    /// Gives the connection back (the body has ended).
+    fn give_back(&mut self) {
+        if let Some(back) = self.back.take() {
             back.give();
         }
     }
@@ -200,7 +185,10 @@ impl<B> Pooled<B> {
 
 impl<B> Drop for Pooled<B> {
     fn drop(&mut self) {
-        self.give_if_ended();
+        // hyper's server may stop polling a body that says it has ended, before its last (empty) frame.
+        if self.inner.is_end_stream() {
+            self.give_back();
+        }
     }
 }
 

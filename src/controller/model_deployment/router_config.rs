@@ -16,27 +16,23 @@ use crate::names::{FIELD_MANAGER, annotations, labels};
 use crate::traffic::RouteObject;
 use crate::traffic::builtin::{config_hash, pods_to_tell};
 
-/// Annotates every router pod of `md` not yet told of the configuration among `routes`; returns how many
-/// pods were annotated.
-pub async fn tell(ctx: &Context, md: &ModelDeployment, routes: &[RouteObject]) -> usize {
-    let Some(hash) = config_hash(md, routes) else { return 0 };
+/// Annotates every router pod of `md` not yet told of the configuration among `routes`.
+pub async fn tell(ctx: &Context, md: &ModelDeployment, routes: &[RouteObject]) {
+    let Some(hash) = config_hash(md, routes) else { return };
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &md.namespace().unwrap_or_default());
     let lp = ListParams::default().labels(&format!("{}={}", labels::ROUTER, md.name_any()));
     let list = match pods.list(&lp).await {
         Ok(l) => l,
         Err(e) => {
             tracing::warn!(error = %e, "cannot list the router's pods to tell them of a new configuration");
-            return 0;
+            return;
         }
     };
     let patch = json!({"metadata": {"annotations": {annotations::ROUTER_CONFIG: hash}}});
     let params = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..PatchParams::default() };
-    let mut told = 0;
     for name in pods_to_tell(&list.items, &hash) {
-        match pods.patch(name, &params, &Patch::Merge(&patch)).await {
-            Ok(_) => told += 1,
-            Err(e) => tracing::warn!(pod = name, error = %e, "cannot tell a router pod of a new configuration"),
+        if let Err(e) = pods.patch(name, &params, &Patch::Merge(&patch)).await {
+            tracing::warn!(pod = name, error = %e, "cannot tell a router pod of a new configuration");
         }
     }
-    told
 }
