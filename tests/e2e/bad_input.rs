@@ -4,7 +4,7 @@
 
 use champion::api::{DeploymentPhase, ModelDeployment};
 
-use crate::harness::TestEnv;
+use crate::harness::{TestEnv, eventually};
 use crate::md::{MdYaml, T, degraded, ship, status};
 
 /// A ModelDeployment whose one background metric runs `query`, with steps setWeight 50 and a 1 s pause.
@@ -55,6 +55,14 @@ async fn a_query_returning_many_series_holds_the_rollout() {
     for variant in ["a", "b", "c"] {
         env.set_metric("champion_e2e_many", &[("namespace", &ns), ("shard", variant)], 0.1).await;
     }
+    // The analysis must see the three series, not an empty result before Prometheus's first scrape of them
+    // (seen once in CI: "no data", and the rollout went through).
+    let count = format!(r#"count(champion_e2e_many{{namespace="{ns}"}})"#);
+    eventually("Prometheus has scraped the three series", T, || {
+        let (env, count) = (&env, count.clone());
+        async move { (env.prometheus_value(&count).await == Some(3.0)).then_some(()) }
+    })
+    .await;
     env.start_operator().await;
     env.apply_yaml(&md_yaml("1.0.0", r#"champion_e2e_many{namespace="{{namespace}}"}"#, "10m", "")).expect("apply");
     healthy(&env, "m").await;
