@@ -1,7 +1,8 @@
 //! HTTP/1.1 connections to the live backends and the shadows, kept open and reused: per address a queue of idle
 //! connections, the oldest taken first (the most likely to be ready), a connection given back when its answer's body
-//! has been read to the end. Leaner than hyper-util's pooled client, which spawns a task per request to give a connection back and
-//! whose request future is large enough to cost measurable copying (docs/router-benchmark.md, run 5).
+//! has been read to the end. Leaner than hyper-util's pooled client, which spawns a task per request to give a
+//! connection back and whose request future is large enough to cost measurable copying (docs/router-benchmark.md,
+//! run 5).
 
 use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
