@@ -116,7 +116,7 @@ impl Copy {
         let max_body = shadow.max_body;
         let answer = timeout_at(deadline, async {
             let (status, body) = if self.h2 {
-                let r = state.clients.shadow_h2.request(req).await.ok()?;
+                let r = state.clients.shadow_h2.send(&shadow.authority, req).await.ok()?;
                 (r.status(), Limited::new(r.into_body(), max_body).collect().await)
             } else {
                 let r = state.clients.shadow_h1.send(&shadow.authority, req).await.ok()?;

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod body;
 pub mod feedback;
+pub mod h2pool;
 pub mod id;
 pub mod log;
 pub mod metrics;
@@ -25,8 +26,6 @@ use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::{Body, Incoming};
 use hyper::service::service_fn;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -57,35 +56,17 @@ pub struct Prediction {
     pub feedback_seen: bool,
 }
 
-/// The HTTP clients: the live path and the shadows each have their own pools, HTTP/1.1 (the router's own
-/// [`pool::H1Pool`]) and HTTP/2 (hyper-util's client) apart.
+/// The HTTP clients: the live path and the shadows each have their own pools, HTTP/1.1 ([`pool::H1Pool`]) and
+/// HTTP/2 ([`h2pool::H2Pool`]) apart.
 pub struct Clients {
     /// Live backends, HTTP/1.1.
     pub live_h1: pool::H1Pool<Tee<Incoming>>,
     /// Live backends, HTTP/2 without TLS (prior knowledge).
-    pub live_h2: Client<HttpConnector, Tee<Incoming>>,
+    pub live_h2: h2pool::H2Pool,
     /// Shadows, HTTP/1.1.
     pub shadow_h1: pool::H1Pool<Full<Bytes>>,
     /// Shadows, HTTP/2.
-    pub shadow_h2: Client<HttpConnector, Full<Bytes>>,
-}
-
-/// hyper-util's pooled client, HTTP/2 only (prior knowledge, no TLS).
-fn h2_client<B>() -> Client<HttpConnector, B>
-where
-    B: Body + Send + 'static + Unpin,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(Duration::from_secs(2)));
-    Client::builder(TokioExecutor::new())
-        .http2_only(true)
-        .pool_idle_timeout(Duration::from_secs(60))
-        .pool_timer(TokioTimer::new())
-        .timer(TokioTimer::new())
-        .build(connector)
+    pub shadow_h2: h2pool::H2Pool,
 }
 
 /// What every request shares.
@@ -179,9 +160,9 @@ pub async fn start(options: Options) -> io::Result<Running> {
         metrics,
         clients: Clients {
             live_h1: pool::H1Pool::default(),
-            live_h2: h2_client(),
+            live_h2: h2pool::H2Pool::default(),
             shadow_h1: pool::H1Pool::default(),
-            shadow_h2: h2_client(),
+            shadow_h2: h2pool::H2Pool::default(),
         },
         last_error: Mutex::new(None),
         resolve: options.resolve.clone(),
@@ -251,6 +232,8 @@ fn apply(state: &State, config: RouterConfig) {
             lock(&state.window).set_capacity(routing.window_size);
             state.clients.live_h1.keep_only(routing.backends.iter().map(|b| &b.authority));
             state.clients.shadow_h1.keep_only(routing.shadows.iter().map(|s| &s.authority));
+            state.clients.live_h2.keep_only(routing.backends.iter().map(|b| &b.authority));
+            state.clients.shadow_h2.keep_only(routing.shadows.iter().map(|s| &s.authority));
             state.routing.store(Some(Arc::new(routing)));
             *lock(&state.last_error) = None;
             state.metrics.config_valid.set(1);

@@ -35,6 +35,8 @@ pub enum PoolError {
     Connect(std::io::Error),
     /// The connection failed while sending or waiting.
     Http(hyper::Error),
+    /// The HTTP/2 connection or stream failed ([`super::h2pool::H2Pool`]).
+    H2(h2::Error),
 }
 
 struct Idle<B> {
@@ -115,17 +117,23 @@ where
     B: Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    let stream = dial(authority).await?;
+    let (sender, conn) = http1::handshake(TokioIo::new(stream)).await.map_err(PoolError::Http)?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
+/// Opens a TCP connection to `authority` (within [`CONNECT_TIMEOUT`]), with Nagle's algorithm off.
+pub async fn dial(authority: &Authority) -> Result<TcpStream, PoolError> {
     let addr = (authority.host().trim_start_matches('[').trim_end_matches(']'), authority.port_u16().unwrap_or(80));
     let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
         Ok(s) => s.map_err(PoolError::Connect)?,
         Err(_) => return Err(PoolError::Connect(std::io::ErrorKind::TimedOut.into())),
     };
     let _ = stream.set_nodelay(true);
-    let (sender, conn) = http1::handshake(TokioIo::new(stream)).await.map_err(PoolError::Http)?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(sender)
+    Ok(stream)
 }
 
 /// What gives a connection back once its answer has been read.

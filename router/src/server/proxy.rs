@@ -16,6 +16,7 @@ use tokio::sync::oneshot;
 use crate::compare::predicted_label;
 
 use super::body::{Captured, Tee};
+use super::h2pool::H2Body;
 use super::id::{PREDICTION_ID, prediction_id, rfc3339};
 use super::log::LoggedBody;
 use super::mirror::{Copy, LiveAnswer};
@@ -30,8 +31,8 @@ const LABEL_BODY_BYTES: usize = 1 << 20;
 /// A predicted label longer than this is not kept in the window.
 const MAX_LABEL: usize = 256;
 
-/// A live backend's answer: over HTTP/1.1 from the router's own pool, over HTTP/2 from hyper-util's client.
-pub type LiveBody = Either<Pooled<Tee<Incoming>>, Incoming>;
+/// A live backend's answer, over HTTP/1.1 or HTTP/2.
+pub type LiveBody = Either<Pooled<Tee<Incoming>>, H2Body>;
 /// The body of the router's answers: a proxied stream, or a small answer of the router's own.
 pub type OutBody = Either<Tee<LiveBody>, Full<Bytes>>;
 
@@ -155,7 +156,7 @@ async fn proxy(state: Arc<State>, routing: Arc<Routing>, req: Request<Incoming>)
             .path_and_query(path_and_query.clone())
             .build()
             .expect("an authority and a path make a URI");
-        let request = state.clients.live_h2.request(Request::from_parts(parts, body));
+        let request = state.clients.live_h2.send(&backend.authority, Request::from_parts(parts, body));
         tokio::time::timeout(routing.timeout, request).await.map(|r| r.map(|r| r.map(Either::Right)).map_err(drop))
     } else {
         let request = state.clients.live_h1.send(&backend.authority, Request::from_parts(parts, body));
