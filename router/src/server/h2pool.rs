@@ -1,5 +1,6 @@
 //! HTTP/2 connections (prior knowledge, no TLS) to the live backends and the shadows, on the h2 crate directly: one
-//! multiplexed connection per address, replaced when it fails or has been idle too long.
+//! multiplexed connection per address, replaced when it fails or has been idle too long; requests that arrive while
+//! it is being opened wait for it rather than open their own.
 //!
 //! Why not hyper's client: it sends a request's head, then waits until the connection has written it before it
 //! hands over the first bytes of the body, so every request with a body costs the backend two writes to read (and
@@ -10,8 +11,9 @@
 use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::future::Future;
+use std::io;
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
@@ -39,15 +41,26 @@ const CONNECTION_WINDOW: u32 = 5 * 1024 * 1024;
 /// The most the router buffers per stream before a backend's window opens (hyper's client default).
 const MAX_SEND_BUFFER: usize = 1024 * 1024;
 
-struct Conn {
-    sender: SendRequest<Bytes>,
-    used: Instant,
+/// The outcome of one connection attempt, shared by every request that waited for it.
+type Attempt = tokio::sync::OnceCell<Result<SendRequest<Bytes>, (io::ErrorKind, String)>>;
+
+/// An address's connection, or the attempt under way to open one.
+enum Slot {
+    /// `id` tells connections apart (h2's handles have no identity of their own).
+    Open {
+        sender: SendRequest<Bytes>,
+        used: Instant,
+        id: u64,
+    },
+    Connecting(Arc<Attempt>),
 }
 
 /// The connections, by address.
 #[derive(Default)]
 pub struct H2Pool {
-    conns: Mutex<HashMap<Authority, Conn>>,
+    conns: Mutex<HashMap<Authority, Slot>>,
+    /// Connections opened so far (the next one's id).
+    opened: std::sync::atomic::AtomicU64,
 }
 
 impl H2Pool {
@@ -69,16 +82,13 @@ impl H2Pool {
             parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
         }
         let eos = body.is_end_stream();
-        let cached = self.cached(authority);
-        let reused = cached.is_some();
-        let sender = match cached {
-            Some(s) => s,
-            None => self.connect(authority).await?,
-        };
+        let (sender, reused) = self.sender(authority, None).await?;
         let mut sender = match sender.ready().await {
             Ok(s) => s,
             // The shared connection had failed or been closed: nothing was written yet, so try a new one.
-            Err(_) if reused => self.connect(authority).await?.ready().await.map_err(PoolError::H2)?,
+            Err(_) if reused.is_some() => {
+                self.sender(authority, reused).await?.0.ready().await.map_err(PoolError::H2)?
+            }
             Err(e) => return Err(PoolError::H2(e)),
         };
         let (response, tx) = sender.send_request(Request::from_parts(parts, ()), eos).map_err(PoolError::H2)?;
@@ -107,36 +117,82 @@ impl H2Pool {
         lock(&self.conns).retain(|a, _| keep.contains(&a));
     }
 
-    /// The connection to `authority`, unless there is none or it has been idle too long.
-    fn cached(&self, authority: &Authority) -> Option<SendRequest<Bytes>> {
-        let now = Instant::now();
-        let mut conns = lock(&self.conns);
-        let conn = conns.get_mut(authority)?;
-        if now.duration_since(conn.used) >= IDLE_TIMEOUT {
-            conns.remove(authority);
-            return None;
+    /// The connection to `authority`, with its id when it was open already. A new one is opened when there is
+    /// none, when it has been idle too long, or when it is the one that `failed`; requests that need one while it
+    /// is being opened wait for that attempt instead of opening their own.
+    async fn sender(
+        &self,
+        authority: &Authority,
+        failed: Option<u64>,
+    ) -> Result<(SendRequest<Bytes>, Option<u64>), PoolError> {
+        let attempt = {
+            let now = Instant::now();
+            let mut conns = lock(&self.conns);
+            match conns.get_mut(authority) {
+                Some(Slot::Open { sender, used, id })
+                    if now.duration_since(*used) < IDLE_TIMEOUT && failed != Some(*id) =>
+                {
+                    *used = now;
+                    return Ok((sender.clone(), Some(*id)));
+                }
+                Some(Slot::Connecting(attempt)) => attempt.clone(),
+                _ => {
+                    let attempt = Arc::new(Attempt::new());
+                    conns.insert(authority.clone(), Slot::Connecting(attempt.clone()));
+                    attempt
+                }
+            }
+        };
+        let opened = attempt
+            .get_or_init(|| async {
+                let opened = connect(authority).await.map_err(|e| match e {
+                    PoolError::Connect(e) => (e.kind(), e.to_string()),
+                    other => (io::ErrorKind::Other, format!("{other:?}")),
+                });
+                let mut conns = lock(&self.conns);
+                // Unless the configuration dropped the address meanwhile, the attempt's slot takes its outcome; a
+                // failure is not kept, so the next request tries again.
+                if let Some(Slot::Connecting(a)) = conns.get(authority)
+                    && Arc::ptr_eq(a, &attempt)
+                {
+                    match &opened {
+                        Ok(sender) => {
+                            let id = self.opened.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            conns.insert(
+                                authority.clone(),
+                                Slot::Open { sender: sender.clone(), used: Instant::now(), id },
+                            );
+                        }
+                        Err(_) => {
+                            conns.remove(authority);
+                        }
+                    }
+                }
+                opened
+            })
+            .await;
+        match opened {
+            Ok(sender) => Ok((sender.clone(), None)),
+            Err((kind, message)) => Err(PoolError::Connect(io::Error::new(*kind, message.clone()))),
         }
-        conn.used = now;
-        Some(conn.sender.clone())
     }
+}
 
-    /// Opens a connection to `authority`, starts the task that drives it, and keeps it for the next requests.
-    async fn connect(&self, authority: &Authority) -> Result<SendRequest<Bytes>, PoolError> {
-        let stream = dial(authority).await?;
-        let (sender, connection) = client::Builder::new()
-            .enable_push(false)
-            .initial_window_size(STREAM_WINDOW)
-            .initial_connection_window_size(CONNECTION_WINDOW)
-            .max_send_buffer_size(MAX_SEND_BUFFER)
-            .handshake(stream)
-            .await
-            .map_err(PoolError::H2)?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        lock(&self.conns).insert(authority.clone(), Conn { sender: sender.clone(), used: Instant::now() });
-        Ok(sender)
-    }
+/// Opens a connection to `authority` and starts the task that drives it.
+async fn connect(authority: &Authority) -> Result<SendRequest<Bytes>, PoolError> {
+    let stream = dial(authority).await?;
+    let (sender, connection) = client::Builder::new()
+        .enable_push(false)
+        .initial_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .max_send_buffer_size(MAX_SEND_BUFFER)
+        .handshake(stream)
+        .await
+        .map_err(PoolError::H2)?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(sender)
 }
 
 /// Removes what HTTP/2 forbids (RFC 9113, section 8.2.2): the connection-specific headers, and `te` unless it is
@@ -404,6 +460,21 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn requests_arriving_together_wait_for_one_connection() {
+        let (authority, seen) = backend().await;
+        let pool = H2Pool::default();
+        // Joined on a new pool: all four need a connection before any is open.
+        let (a, b, c, d) = tokio::join!(
+            exchange(&pool, &authority, "/", Bytes::from_static(b"a")),
+            exchange(&pool, &authority, "/", Bytes::from_static(b"bb")),
+            exchange(&pool, &authority, "/", Bytes::from_static(b"ccc")),
+            exchange(&pool, &authority, "/", Bytes::from_static(b"dddd"))
+        );
+        assert_eq!([a.0, b.0, c.0, d.0], ["1 -", "2 -", "3 -", "4 -"]);
+        assert_eq!(seen.connections.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
     async fn a_body_larger_than_the_backends_window_arrives_whole_with_its_trailers() {
         let (authority, _) = backend().await;
         let pool = H2Pool::default();
@@ -492,7 +563,7 @@ mod tests {
         let (sender, connection) =
             client::Builder::new().handshake(CountWrites { inner: stream, writes: writes.clone() }).await.unwrap();
         tokio::spawn(connection);
-        lock(&pool.conns).insert(authority.clone(), Conn { sender, used: Instant::now() });
+        lock(&pool.conns).insert(authority.clone(), Slot::Open { sender, used: Instant::now(), id: 0 });
         // The first exchange settles the connection (SETTINGS and their acknowledgements).
         exchange(&pool, &authority, "/", Bytes::from_static(b"{\"warm\":1}")).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
