@@ -1,6 +1,6 @@
 //! HTTP/2 connections (prior knowledge, no TLS) to the live backends and the shadows, on the h2 crate directly: one
-//! multiplexed connection per address, replaced when it fails or has been idle too long; requests that arrive while
-//! it is being opened wait for it rather than open their own.
+//! multiplexed connection per address, replaced when it fails, has been idle too long or is [`MAX_AGE`] old;
+//! requests that arrive while it is being opened wait for it rather than open their own.
 //!
 //! Why not hyper's client: it sends a request's head, then waits until the connection has written it before it
 //! hands over the first bytes of the body, so every request with a body costs the backend two writes to read (and
@@ -31,6 +31,10 @@ use super::pool::{PoolError, dial};
 
 /// A connection not used for this long is closed and a new one opened for the next request (as hyper's pool did).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// A connection older than this takes no new requests; the next one opens a new connection and the old one closes
+/// when the requests it carries are done. Behind a Kubernetes Service each connection reaches one pod, so this is
+/// how the router's HTTP/2 traffic moves onto pods added since (like Envoy's `max_connection_duration`).
+const MAX_AGE: Duration = Duration::from_secs(300);
 /// How much of a request body is handed to the connection without waiting for the backend's flow-control window:
 /// less than HTTP/2's default initial window (65,535 bytes), so it normally leaves at once; for a backend that
 /// announces a smaller window, the router holds at most this much until the window opens.
@@ -51,16 +55,25 @@ enum Slot {
         sender: SendRequest<Bytes>,
         used: Instant,
         id: u64,
+        /// When it was opened.
+        born: Instant,
     },
     Connecting(Arc<Attempt>),
 }
 
 /// The connections, by address.
-#[derive(Default)]
 pub struct H2Pool {
     conns: Mutex<HashMap<Authority, Slot>>,
     /// Connections opened so far (the next one's id).
     opened: std::sync::atomic::AtomicU64,
+    /// [`MAX_AGE`], shorter in tests.
+    max_age: Duration,
+}
+
+impl Default for H2Pool {
+    fn default() -> Self {
+        H2Pool { conns: Mutex::default(), opened: Default::default(), max_age: MAX_AGE }
+    }
 }
 
 impl H2Pool {
@@ -129,8 +142,10 @@ impl H2Pool {
             let now = Instant::now();
             let mut conns = lock(&self.conns);
             match conns.get_mut(authority) {
-                Some(Slot::Open { sender, used, id })
-                    if now.duration_since(*used) < IDLE_TIMEOUT && failed != Some(*id) =>
+                Some(Slot::Open { sender, used, id, born })
+                    if now.duration_since(*used) < IDLE_TIMEOUT
+                        && now.duration_since(*born) < self.max_age
+                        && failed != Some(*id) =>
                 {
                     *used = now;
                     return Ok((sender.clone(), Some(*id)));
@@ -160,7 +175,7 @@ impl H2Pool {
                             let id = self.opened.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                             conns.insert(
                                 authority.clone(),
-                                Slot::Open { sender: sender.clone(), used: Instant::now(), id },
+                                Slot::Open { sender: sender.clone(), used: Instant::now(), id, born: Instant::now() },
                             );
                         }
                         Err(_) => {
@@ -563,7 +578,8 @@ mod tests {
         let (sender, connection) =
             client::Builder::new().handshake(CountWrites { inner: stream, writes: writes.clone() }).await.unwrap();
         tokio::spawn(connection);
-        lock(&pool.conns).insert(authority.clone(), Slot::Open { sender, used: Instant::now(), id: 0 });
+        lock(&pool.conns)
+            .insert(authority.clone(), Slot::Open { sender, used: Instant::now(), id: 0, born: Instant::now() });
         // The first exchange settles the connection (SETTINGS and their acknowledgements).
         exchange(&pool, &authority, "/", Bytes::from_static(b"{\"warm\":1}")).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -580,6 +596,18 @@ mod tests {
         assert_eq!(exchange(&pool, &authority, "/close", Bytes::from_static(b"a")).await.0, "1 -");
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert_eq!(exchange(&pool, &authority, "/", Bytes::from_static(b"b")).await.0, "1 -");
+        assert_eq!(exchange(&pool, &authority, "/", Bytes::from_static(b"c")).await.0, "1 -");
+        assert_eq!(seen.connections.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_connection_past_its_age_takes_no_new_requests() {
+        let (authority, seen) = backend().await;
+        let pool = H2Pool { max_age: Duration::from_millis(200), ..H2Pool::default() };
+        assert_eq!(exchange(&pool, &authority, "/", Bytes::from_static(b"a")).await.0, "1 -");
+        assert_eq!(exchange(&pool, &authority, "/", Bytes::from_static(b"b")).await.0, "1 -");
+        assert_eq!(seen.connections.load(Ordering::SeqCst), 1);
+        tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(exchange(&pool, &authority, "/", Bytes::from_static(b"c")).await.0, "1 -");
         assert_eq!(seen.connections.load(Ordering::SeqCst), 2);
     }
