@@ -34,7 +34,7 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// A connection older than this takes no new requests; the next one opens a new connection and the old one closes
 /// when the requests it carries are done. Behind a Kubernetes Service each connection reaches one pod, so this is
 /// how the router's HTTP/2 traffic moves onto pods added since (like Envoy's `max_connection_duration`).
-const MAX_AGE: Duration = Duration::from_secs(300);
+pub const MAX_AGE: Duration = Duration::from_secs(300);
 /// How much of a request body is handed to the connection without waiting for the backend's flow-control window:
 /// less than HTTP/2's default initial window (65,535 bytes), so it normally leaves at once; for a backend that
 /// announces a smaller window, the router holds at most this much until the window opens.

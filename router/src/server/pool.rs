@@ -125,7 +125,7 @@ where
     Ok(sender)
 }
 
-/// Opens a TCP connection to `authority` (within [`CONNECT_TIMEOUT`]), with Nagle's algorithm off.
+/// Opens a TCP connection to `authority` (within 2 s), with Nagle's algorithm off.
 pub async fn dial(authority: &Authority) -> Result<TcpStream, PoolError> {
     let addr = (authority.host().trim_start_matches('[').trim_end_matches(']'), authority.port_u16().unwrap_or(80));
     let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
