@@ -28,6 +28,7 @@ use tokio::sync::oneshot;
 
 use super::lock;
 use super::pool::{PoolError, dial};
+use super::proxy::strip_hop_by_hop;
 
 /// A connection not used for this long is closed and a new one opened for the next request (as hyper's pool did).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -210,14 +211,10 @@ async fn connect(authority: &Authority) -> Result<SendRequest<Bytes>, PoolError>
     Ok(sender)
 }
 
-/// Removes what HTTP/2 forbids (RFC 9113, section 8.2.2): the connection-specific headers, and `te` unless it is
-/// `trailers`.
+/// Removes what HTTP/2 forbids (RFC 9113, section 8.2.2): the hop-by-hop headers ([`strip_hop_by_hop`]), and `te`
+/// unless it is exactly `trailers` (h2 refuses a request with any other value, `Trailers` included).
 fn strip_connection_headers(headers: &mut HeaderMap) {
-    for name in [header::CONNECTION, header::TRANSFER_ENCODING, header::UPGRADE] {
-        headers.remove(name);
-    }
-    headers.remove("keep-alive");
-    headers.remove("proxy-connection");
+    strip_hop_by_hop(headers);
     if headers.get(header::TE).is_some_and(|v| v != "trailers") {
         headers.remove(header::TE);
     }
@@ -641,6 +638,19 @@ mod tests {
         pool.keep_only(std::iter::empty());
         exchange(&pool, &authority, "/", Bytes::from_static(b"a")).await;
         assert_eq!(seen.connections.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn only_te_trailers_spelled_exactly_and_no_hop_by_hop_header_reaches_http2() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
+        h.insert(header::TE, HeaderValue::from_static("Trailers"));
+        h.insert("x-user-id", HeaderValue::from_static("u1"));
+        strip_connection_headers(&mut h);
+        assert_eq!(h.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["x-user-id"]);
+        h.insert(header::TE, HeaderValue::from_static("trailers"));
+        strip_connection_headers(&mut h);
+        assert_eq!(h[header::TE], "trailers");
     }
 
     #[tokio::test]
