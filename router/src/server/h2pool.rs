@@ -132,8 +132,8 @@ impl H2Pool {
     }
 
     /// The connection to `authority`, with its id when it was open already. A new one is opened when there is
-    /// none, when it has been idle too long, or when it is the one that `failed`; requests that need one while it
-    /// is being opened wait for that attempt instead of opening their own.
+    /// none, when it has been idle too long or is older than `max_age`, or when it is the one that `failed`;
+    /// requests that need one while it is being opened wait for that attempt instead of opening their own.
     async fn sender(
         &self,
         authority: &Authority,
@@ -174,9 +174,10 @@ impl H2Pool {
                     match &opened {
                         Ok(sender) => {
                             let id = self.opened.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let now = Instant::now();
                             conns.insert(
                                 authority.clone(),
-                                Slot::Open { sender: sender.clone(), used: Instant::now(), id, born: Instant::now() },
+                                Slot::Open { sender: sender.clone(), used: now, id, born: now },
                             );
                         }
                         Err(_) => {
