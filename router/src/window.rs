@@ -23,14 +23,12 @@ impl<T> Window<T> {
         if self.capacity == 0 {
             return;
         }
-        if let Some(slot) = self.entries.get_mut(id) {
-            *slot = value;
-            return;
-        }
+        // One lookup: a known ID keeps its key and its place in the order, and only its value changes.
         let id: Arc<str> = Arc::from(id);
-        self.order.push_back(id.clone());
-        self.entries.insert(id, value);
-        self.evict();
+        if self.entries.insert(id.clone(), value).is_none() {
+            self.order.push_back(id);
+            self.evict();
+        }
     }
 
     /// The prediction with this ID, while it is in the window.

@@ -64,7 +64,7 @@ enum Slot {
 
 /// The connections, by address.
 pub struct H2Pool {
-    conns: Mutex<HashMap<Authority, Slot>>,
+    conns: Mutex<HashMap<Box<str>, Slot>>,
     /// Connections opened so far (the next one's id).
     opened: std::sync::atomic::AtomicU64,
     /// [`MAX_AGE`], shorter in tests.
@@ -127,8 +127,8 @@ impl H2Pool {
 
     /// Closes the connections to every address but these (after a configuration change).
     pub fn keep_only<'a>(&self, addresses: impl Iterator<Item = &'a Authority>) {
-        let keep: Vec<&Authority> = addresses.collect();
-        lock(&self.conns).retain(|a, _| keep.contains(&a));
+        let keep: Vec<&str> = addresses.map(Authority::as_str).collect();
+        lock(&self.conns).retain(|a, _| keep.contains(&&**a));
     }
 
     /// The connection to `authority`, with its id when it was open already. A new one is opened when there is
@@ -142,7 +142,7 @@ impl H2Pool {
         let attempt = {
             let now = Instant::now();
             let mut conns = lock(&self.conns);
-            match conns.get_mut(authority) {
+            match conns.get_mut(authority.as_str()) {
                 Some(Slot::Open { sender, used, id, born })
                     if now.duration_since(*used) < IDLE_TIMEOUT
                         && now.duration_since(*born) < self.max_age
@@ -154,7 +154,7 @@ impl H2Pool {
                 Some(Slot::Connecting(attempt)) => attempt.clone(),
                 _ => {
                     let attempt = Arc::new(Attempt::new());
-                    conns.insert(authority.clone(), Slot::Connecting(attempt.clone()));
+                    conns.insert(authority.as_str().into(), Slot::Connecting(attempt.clone()));
                     attempt
                 }
             }
@@ -168,7 +168,7 @@ impl H2Pool {
                 let mut conns = lock(&self.conns);
                 // Unless the configuration dropped the address meanwhile, the attempt's slot takes its outcome; a
                 // failure is not kept, so the next request tries again.
-                if let Some(Slot::Connecting(a)) = conns.get(authority)
+                if let Some(Slot::Connecting(a)) = conns.get(authority.as_str())
                     && Arc::ptr_eq(a, &attempt)
                 {
                     match &opened {
@@ -176,12 +176,12 @@ impl H2Pool {
                             let id = self.opened.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                             let now = Instant::now();
                             conns.insert(
-                                authority.clone(),
+                                authority.as_str().into(),
                                 Slot::Open { sender: sender.clone(), used: now, id, born: now },
                             );
                         }
                         Err(_) => {
-                            conns.remove(authority);
+                            conns.remove(authority.as_str());
                         }
                     }
                 }
@@ -576,8 +576,10 @@ mod tests {
         let (sender, connection) =
             client::Builder::new().handshake(CountWrites { inner: stream, writes: writes.clone() }).await.unwrap();
         tokio::spawn(connection);
-        lock(&pool.conns)
-            .insert(authority.clone(), Slot::Open { sender, used: Instant::now(), id: 0, born: Instant::now() });
+        lock(&pool.conns).insert(
+            authority.as_str().into(),
+            Slot::Open { sender, used: Instant::now(), id: 0, born: Instant::now() },
+        );
         // The first exchange settles the connection (SETTINGS and their acknowledgements).
         exchange(&pool, &authority, "/", Bytes::from_static(b"{\"warm\":1}")).await;
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -44,7 +44,10 @@ struct Idle<B> {
     since: Instant,
 }
 
-type Queues<B> = Mutex<HashMap<Authority, VecDeque<Idle<B>>>>;
+/// Keyed by the authority's text: `Authority`'s own hash lower-cases and hashes it a byte at a time, which cost more
+/// than the rest of the pool (callgrind, docs/router-benchmark.md). The configuration's addresses are compared as
+/// written.
+type Queues<B> = Mutex<HashMap<Box<str>, VecDeque<Idle<B>>>>;
 
 /// The idle connections, by address.
 pub struct H1Pool<B> {
@@ -94,13 +97,13 @@ where
 
     /// Closes the idle connections to every address but these (after a configuration change).
     pub fn keep_only<'a>(&self, addresses: impl Iterator<Item = &'a Authority>) {
-        let keep: Vec<&Authority> = addresses.collect();
-        lock(&self.idle).retain(|a, _| keep.contains(&a));
+        let keep: Vec<&str> = addresses.map(Authority::as_str).collect();
+        lock(&self.idle).retain(|a, _| keep.contains(&&**a));
     }
 
     async fn checkout(&self, authority: &Authority) -> Option<SendRequest<B>> {
         loop {
-            let idle = lock(&self.idle).get_mut(authority).and_then(VecDeque::pop_front)?;
+            let idle = lock(&self.idle).get_mut(authority.as_str()).and_then(VecDeque::pop_front)?;
             if idle.sender.is_closed() || idle.since.elapsed() > IDLE_TIMEOUT {
                 continue;
             }
@@ -145,10 +148,14 @@ struct Giveback<B> {
 
 impl<B> Giveback<B> {
     fn give(self) {
+        let connection = Idle { sender: self.sender, since: Instant::now() };
         let mut idle = lock(&self.idle);
-        let queue = idle.entry(self.authority).or_default();
-        if queue.len() < MAX_IDLE {
-            queue.push_back(Idle { sender: self.sender, since: Instant::now() });
+        match idle.get_mut(self.authority.as_str()) {
+            Some(queue) if queue.len() < MAX_IDLE => queue.push_back(connection),
+            Some(_) => {}
+            None => {
+                idle.insert(self.authority.as_str().into(), VecDeque::from([connection]));
+            }
         }
     }
 }

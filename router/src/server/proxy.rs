@@ -10,7 +10,6 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{Either, Full};
 use hyper::body::{Body, Incoming};
-use serde::Serialize;
 use tokio::sync::oneshot;
 
 use crate::compare::predicted_label;
@@ -18,7 +17,7 @@ use crate::compare::predicted_label;
 use super::body::{Captured, Tee};
 use super::h2pool::H2Body;
 use super::id::{PREDICTION_ID, prediction_id, rfc3339};
-use super::log::LoggedBody;
+use super::log::{Line, LoggedBody, Record};
 use super::mirror::{Copy, LiveAnswer};
 use super::pool::Pooled;
 use super::routing::Routing;
@@ -243,31 +242,6 @@ struct Finish {
     sample: bool,
 }
 
-/// One line of the prediction log.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct PredictionRecord<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    id: &'a str,
-    time: String,
-    variant: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    model_version: Option<&'a str>,
-    method: &'a str,
-    path: &'a str,
-    status: u16,
-    latency_ms: f64,
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    shadows: &'a [Arc<str>],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    label: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    request: Option<LoggedBody>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    response: Option<LoggedBody>,
-}
-
 impl Finish {
     fn run(self, answer: Option<Captured>) {
         let backend = &self.routing.backends[self.index];
@@ -295,24 +269,70 @@ impl Finish {
                 let _ = tx.send(live.clone());
             }
         }
-        let limit = self.routing.log_body_bytes;
-        let request = self.logged_request.and_then(|mut rx| rx.try_recv().ok()).map(|c| LoggedBody::new(&c, limit));
-        let response = if self.sample { answer.as_ref().map(|a| LoggedBody::new(a, limit)) } else { None };
-        self.state.log.write(&PredictionRecord {
-            kind: "prediction",
-            id: &self.id,
-            time: rfc3339(self.time),
-            variant: &backend.name,
-            model_version: backend.model_version.as_deref(),
-            method: self.method.as_str(),
-            path: &self.path,
+        if !self.state.log.enabled() {
+            return;
+        }
+        self.state.log.write_later(PredictionRecord {
+            id: self.id,
+            time: self.time,
+            variant: backend.name.clone(),
+            model_version: backend.model_version.clone(),
+            method: self.method,
+            path: self.path,
             status: self.status.as_u16(),
             latency_ms: self.latency_ms,
-            shadows: &self.shadows,
-            label: label.as_deref(),
-            request,
-            response,
+            shadows: self.shadows,
+            label,
+            request: self.logged_request.and_then(|mut rx| rx.try_recv().ok()),
+            response: if self.sample { answer } else { None },
+            body_limit: self.routing.log_body_bytes,
         });
+    }
+}
+
+/// One line of the prediction log, formatted by the log's writer thread, off the request path.
+struct PredictionRecord {
+    id: String,
+    time: SystemTime,
+    variant: Arc<str>,
+    model_version: Option<Arc<str>>,
+    method: Method,
+    path: String,
+    status: u16,
+    latency_ms: f64,
+    shadows: Vec<Arc<str>>,
+    label: Option<String>,
+    /// The sampled request body's copy.
+    request: Option<Arc<Captured>>,
+    /// The sampled answer body's copy.
+    response: Option<Captured>,
+    /// The logged bodies' size cap.
+    body_limit: usize,
+}
+
+impl Record for PredictionRecord {
+    fn line(&self) -> String {
+        let mut line = Line::new();
+        line.str("type", "prediction")
+            .str("id", &self.id)
+            .str("time", &rfc3339(self.time))
+            .str("variant", &self.variant)
+            .opt_str("modelVersion", self.model_version.as_deref())
+            .str("method", self.method.as_str())
+            .str("path", &self.path)
+            .value("status", &self.status)
+            .value("latencyMs", &self.latency_ms);
+        if !self.shadows.is_empty() {
+            line.value("shadows", &self.shadows);
+        }
+        line.opt_str("label", self.label.as_deref());
+        if let Some(c) = &self.request {
+            line.value("request", &LoggedBody::new(c, self.body_limit));
+        }
+        if let Some(c) = &self.response {
+            line.value("response", &LoggedBody::new(c, self.body_limit));
+        }
+        line.finish()
     }
 }
 
