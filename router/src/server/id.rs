@@ -101,7 +101,7 @@ pub fn rfc3339(t: SystemTime) -> String {
 /// A string of ASCII bytes, copied in one go (collecting them as `char`s cost more than building them: a profile
 /// under callgrind, docs/router-benchmark.md).
 fn ascii(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    std::str::from_utf8(bytes).map(str::to_owned).unwrap_or_default()
 }
 
 #[cfg(test)]

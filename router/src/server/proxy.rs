@@ -47,7 +47,9 @@ pub async fn serve(state: Arc<State>, req: Request<Incoming>) -> Result<Response
         }
         return Ok(r);
     };
-    Ok(proxy(state, routing, req).await)
+    // On the heap: the proxy future is several kilobytes, and hyper moves the service's future (into each HTTP/2
+    // stream's task, and more) a number of times, which a pointer makes cheap (callgrind, docs/router-benchmark.md).
+    Ok(Box::pin(proxy(state, routing, req)).await)
 }
 
 /// A short text answer of the router's own.
