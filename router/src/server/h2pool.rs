@@ -161,7 +161,8 @@ impl H2Pool {
         };
         let opened = attempt
             .get_or_init(|| async {
-                let opened = connect(authority).await.map_err(|e| match e {
+                // Boxed: opening a connection is rare, and its future would otherwise make every request's bigger.
+                let opened = Box::pin(connect(authority)).await.map_err(|e| match e {
                     PoolError::Connect(e) => (e.kind(), e.to_string()),
                     other => (io::ErrorKind::Other, format!("{other:?}")),
                 });

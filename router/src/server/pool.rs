@@ -76,15 +76,17 @@ where
         {
             req.headers_mut().insert(header::HOST, host);
         }
+        // Connecting is boxed: it is rare, and its future would otherwise make every request's future bigger (more
+        // bytes copied each time hyper or a timeout moves it; callgrind, docs/router-benchmark.md).
         let mut sender = match self.checkout(authority).await {
             Some(s) => s,
-            None => connect(authority).await?,
+            None => Box::pin(connect(authority)).await?,
         };
         let response = match sender.try_send_request(req).await {
             Ok(r) => r,
             Err(mut e) => match e.take_message() {
                 Some(req) => {
-                    sender = connect(authority).await?;
+                    sender = Box::pin(connect(authority)).await?;
                     sender.send_request(req).await.map_err(PoolError::Http)?
                 }
                 None => return Err(PoolError::Http(e.into_error())),
