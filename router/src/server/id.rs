@@ -65,10 +65,35 @@ pub fn prediction_id(headers: &HeaderMap, now: SystemTime) -> String {
     }
 }
 
+thread_local! {
+    /// The second last formatted on this thread and its text up to the seconds (`2026-05-01T12:00:00`): log lines come
+    /// many a second, and only their milliseconds differ.
+    static LAST_SECOND: Cell<(i64, [u8; 19])> = const { Cell::new((i64::MIN, [0; 19])) };
+}
+
 /// RFC 3339 in UTC with milliseconds: `2026-05-01T12:00:00.123Z`.
 pub fn rfc3339(t: SystemTime) -> String {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs() as i64;
+    let (last, text) = LAST_SECOND.get();
+    let text = if last == secs {
+        text
+    } else {
+        let text = second(secs);
+        LAST_SECOND.set((secs, text));
+        text
+    };
+    let mut out = *b"0000-00-00T00:00:00.000Z";
+    out[..19].copy_from_slice(&text);
+    let ms = d.subsec_millis();
+    for (slot, digit) in out[20..23].iter_mut().zip([ms / 100, ms / 10 % 10, ms % 10]) {
+        *slot = b'0' + digit as u8;
+    }
+    ascii(&out)
+}
+
+/// `2026-05-01T12:00:00` for a time in seconds since the epoch.
+fn second(secs: i64) -> [u8; 19] {
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Howard Hinnant's civil_from_days.
     let z = days + 719_468;
@@ -81,7 +106,7 @@ pub fn rfc3339(t: SystemTime) -> String {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
     // Digit by digit, for the same reason as `new_id`.
-    let mut out = *b"0000-00-00T00:00:00.000Z";
+    let mut out = *b"0000-00-00T00:00:00";
     let mut put = |from: usize, width: usize, mut value: i64| {
         for slot in out[from..from + width].iter_mut().rev() {
             *slot = b'0' + (value.rem_euclid(10)) as u8;
@@ -94,8 +119,7 @@ pub fn rfc3339(t: SystemTime) -> String {
     put(11, 2, rem / 3600);
     put(14, 2, rem % 3600 / 60);
     put(17, 2, rem % 60);
-    put(20, 3, i64::from(d.subsec_millis()));
-    ascii(&out)
+    out
 }
 
 /// A string of ASCII bytes, copied in one go (collecting them as `char`s cost more than building them: a profile
@@ -144,5 +168,12 @@ mod tests {
         assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_millis(1_709_210_096_789)), "2024-02-29T12:34:56.789Z");
         assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400)), "2000-02-29T00:00:00.000Z");
+        // The same second again, another millisecond, the next second, and back: the cached second is never stale.
+        let t = UNIX_EPOCH + Duration::from_millis(1_709_210_096_789);
+        assert_eq!(rfc3339(t), "2024-02-29T12:34:56.789Z");
+        assert_eq!(rfc3339(t + Duration::from_millis(5)), "2024-02-29T12:34:56.794Z");
+        assert_eq!(rfc3339(t + Duration::from_millis(211)), "2024-02-29T12:34:57.000Z");
+        assert_eq!(rfc3339(t), "2024-02-29T12:34:56.789Z");
+        assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_millis(7)), "1970-01-01T00:00:00.007Z");
     }
 }
