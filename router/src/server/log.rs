@@ -70,30 +70,31 @@ impl LogHandle {
 
     /// Queues one record as a line.
     pub fn write<T: Serialize>(&self, record: &T) {
-        if !self.enabled.load(Ordering::Relaxed) {
+        if !self.enabled() {
             return;
         }
         let Ok(line) = serde_json::to_string(record) else { return };
-        match self.tx.try_send(Message::Line(line)) {
+        self.queue(Message::Line(line));
+    }
+
+    /// Whether lines are written at all (false when the destination is `none`).
+    fn enabled(&self) -> bool {
+        self.enabled.load(Ordering::Relaxed)
+    }
+
+    /// Queues a line or record for the writer; when the queue is full it is dropped and counted, never waited for.
+    fn queue(&self, message: Message) {
+        match self.tx.try_send(message) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => self.dropped.inc(),
         }
-    }
-
-    /// Whether lines are written at all (false when the destination is `none`): a caller can skip building one.
-    pub fn enabled(&self) -> bool {
-        self.enabled.load(Ordering::Relaxed)
     }
 
     /// Queues a record that the writer thread turns into its line, so that formatting it costs the request path
     /// nothing: the prediction line of every request, whose formatting came before the answer's last bytes went out.
     pub fn write_later<R: Record>(&self, record: R) {
-        if !self.enabled() {
-            return;
-        }
-        match self.tx.try_send(Message::Record(Box::new(record))) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => self.dropped.inc(),
+        if self.enabled() {
+            self.queue(Message::Record(Box::new(record)));
         }
     }
 

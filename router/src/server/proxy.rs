@@ -271,9 +271,6 @@ impl Finish {
                 let _ = tx.send(live.clone());
             }
         }
-        if !self.state.log.enabled() {
-            return;
-        }
         self.state.log.write_later(PredictionRecord {
             id: self.id,
             time: self.time,
