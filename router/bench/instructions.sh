@@ -12,6 +12,8 @@
 set -euo pipefail
 
 ROOT=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
+# shellcheck source=router/bench/lib.sh
+source "$ROOT/router/bench/lib.sh"
 TOOLS=${CHAMPION_TOOLS:-$HOME/.cache/champion/tools}
 OHA=$TOOLS/bin/oha
 N=${N:-4000}
@@ -19,11 +21,7 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=$CARGO_TARGET_DIR/release
 
 command -v callgrind_control >/dev/null || { echo "valgrind is missing (apt-get install valgrind)" >&2; exit 1; }
-[ -x "$OHA" ] || nice -n 19 cargo install oha --locked --root "$TOOLS"
-if ! command -v nginx >/dev/null; then
-  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light; } >&2 ||
-    { echo "nginx is missing and apt-get could not install nginx-light" >&2; exit 1; }
-fi
+need_tools "$OHA" "$TOOLS"
 (cd "$ROOT" && nice -n 19 cargo build --release -q -p champion-router --bins --examples)
 
 WORK=$(mktemp -d /tmp/champion-router-instructions.XXXXXX)
@@ -37,30 +35,7 @@ trap cleanup EXIT
 # Ports: upstream 18381, proxy 18390 (HTTP/1.1 and h2c for the router; HTTP/1.1 for nginx), nginx h2c 18391, router
 # admin 18392.
 "$BIN/examples/bench_upstream" 127.0.0.1:18381 & PIDS+=($!)
-mkdir -p "$WORK/nginx"
-cat > "$WORK/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-master_process off;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  client_body_temp_path $WORK/nginx/body;
-  proxy_temp_path $WORK/nginx/proxy;
-  fastcgi_temp_path $WORK/nginx/fastcgi;
-  uwsgi_temp_path $WORK/nginx/uwsgi;
-  scgi_temp_path $WORK/nginx/scgi;
-  upstream model { server 127.0.0.1:18381; keepalive 64; keepalive_requests 1000000; }
-  server {
-    listen 127.0.0.1:18390;
-    listen 127.0.0.1:18391 http2;
-    location / { proxy_pass http://model; proxy_http_version 1.1; proxy_set_header Connection ""; }
-  }
-}
-EOF
+nginx_conf "$WORK" 18381 18390 18391 "master_process off;"
 echo 'backends: [{name: stable, address: "127.0.0.1:18381", weight: 1, modelVersion: "1"}]' > "$WORK/router.yaml"
 BODY='{"instances":[[0.1,0.2,0.3,0.4]]}'
 

@@ -13,6 +13,8 @@
 set -euo pipefail
 
 ROOT=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
+# shellcheck source=router/bench/lib.sh
+source "$ROOT/router/bench/lib.sh"
 TOOLS=${CHAMPION_TOOLS:-$HOME/.cache/champion/tools}
 OHA=$TOOLS/bin/oha
 RATE=${RATE:-2000}
@@ -24,12 +26,7 @@ SERVER_CPU=${SERVER_CPU:-1}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=$CARGO_TARGET_DIR/release
 
-[ -x "$OHA" ] || nice -n 19 cargo install oha --locked --root "$TOOLS"
-if ! command -v nginx >/dev/null; then
-  echo "installing nginx-light (apt-get)" >&2
-  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light; } >&2 ||
-    { echo "nginx is missing and apt-get could not install nginx-light" >&2; exit 1; }
-fi
+need_tools "$OHA" "$TOOLS"
 (cd "$ROOT" && nice -n 19 cargo build --release -q -p champion-router --bins --examples)
 
 WORK=$(mktemp -d /tmp/champion-router-bench.XXXXXX)
@@ -46,30 +43,7 @@ taskset -c "$SERVER_CPU" "$BIN/examples/bench_upstream" 127.0.0.1:18081 & PIDS+=
 echo $! > "$WORK/upstream.pid"
 taskset -c "$SERVER_CPU" "$BIN/examples/bench_upstream" 127.0.0.1:18082 200 & PIDS+=($!)
 
-mkdir -p "$WORK/nginx"
-cat > "$WORK/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  # nginx closes a client or upstream connection after 1,000 requests by default; the routers never do.
-  keepalive_requests 1000000;
-  client_body_temp_path $WORK/nginx/body;
-  proxy_temp_path $WORK/nginx/proxy;
-  fastcgi_temp_path $WORK/nginx/fastcgi;
-  uwsgi_temp_path $WORK/nginx/uwsgi;
-  scgi_temp_path $WORK/nginx/scgi;
-  upstream model { server 127.0.0.1:18081; keepalive 64; keepalive_requests 1000000; }
-  server {
-    listen 127.0.0.1:18090;
-    listen 127.0.0.1:18091 http2;
-    location / { proxy_pass http://model; proxy_http_version 1.1; proxy_set_header Connection ""; }
-  }
-}
-EOF
+nginx_conf "$WORK" 18081 18090 18091
 taskset -c "$SERVER_CPU" nginx -p "$WORK/nginx" -c "$WORK/nginx.conf" -e "$WORK/nginx/error.log" & PIDS+=($!)
 
 router() { # name port admin-port config
