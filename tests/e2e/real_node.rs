@@ -196,8 +196,13 @@ pub(crate) async fn predict(client: &reqwest::Client, url: &str, i: usize) -> An
     }
 }
 
-/// Sends up to `max` requests (at most `max_time`), one after the other; every 25 requests asks
-/// `stop` whether to end early. Returns the answers.
+/// The load's pace: at most one request per tick (100 a second), so the traffic lasts as long as the
+/// test needs it. Unpaced, a fast machine spent a request budget in seconds, and an analysis over a 30 s
+/// window then had nothing to divide by.
+const LOAD_TICK: Duration = Duration::from_millis(10);
+
+/// Sends up to `max` requests (at most `max_time`), one after the other and at most one per
+/// [`LOAD_TICK`]; every 25 requests asks `stop` whether to end early. Returns the answers.
 async fn load<F, Fut>(url: &str, max: usize, max_time: Duration, stop: F) -> Vec<Answer>
 where
     F: Fn() -> Fut,
@@ -205,11 +210,14 @@ where
 {
     let client = fresh_connections();
     let started = Instant::now();
+    let mut tick = tokio::time::interval(LOAD_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut answers = Vec::new();
     for i in 0..max {
         if started.elapsed() > max_time || (i % 25 == 0 && i > 0 && stop().await) {
             break;
         }
+        tick.tick().await;
         answers.push(predict(&client, url, i).await);
     }
     answers
@@ -267,7 +275,7 @@ async fn real_node_a_candidate_with_real_errors_is_rolled_back() {
     let api: Api<ModelDeployment> = env.api();
     let candidate_hash = std::sync::Mutex::new(None::<String>);
     let (api, hash_ref) = (&api, &candidate_hash);
-    let answers = load(&url, 4000, Duration::from_secs(150), move || async move {
+    let answers = load(&url, usize::MAX, Duration::from_secs(150), move || async move {
         let s = api.get(name).await.ok().as_ref().map(status).unwrap_or_default();
         if let Some(h) = s.candidate.as_ref().filter(|c| c.version == "1.1.0").and_then(|c| c.hash.clone()) {
             *hash_ref.lock().unwrap() = Some(h);
