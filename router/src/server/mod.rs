@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod body;
 pub mod feedback;
+pub mod h1conn;
 pub mod h2pool;
 pub mod id;
 pub mod log;
@@ -23,7 +24,6 @@ use std::time::{Duration, SystemTime};
 use arc_swap::ArcSwapOption;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use http_body_util::Full;
 use hyper::body::{Body, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -36,7 +36,6 @@ use tokio::task::JoinHandle;
 use crate::config::RouterConfig;
 use crate::window::Window;
 
-use self::body::Tee;
 use self::log::LogHandle;
 use self::metrics::Metrics;
 use self::routing::Routing;
@@ -60,11 +59,11 @@ pub struct Prediction {
 /// HTTP/2 ([`h2pool::H2Pool`]) apart.
 pub struct Clients {
     /// Live backends, HTTP/1.1.
-    pub live_h1: pool::H1Pool<Tee<Incoming>>,
+    pub live_h1: pool::H1Pool,
     /// Live backends, HTTP/2 without TLS (prior knowledge).
     pub live_h2: h2pool::H2Pool,
     /// Shadows, HTTP/1.1.
-    pub shadow_h1: pool::H1Pool<Full<Bytes>>,
+    pub shadow_h1: pool::H1Pool,
     /// Shadows, HTTP/2.
     pub shadow_h2: h2pool::H2Pool,
 }

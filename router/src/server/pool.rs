@@ -1,24 +1,23 @@
 //! HTTP/1.1 connections to the live backends and the shadows, kept open and reused: per address a queue of idle
 //! connections, the oldest taken first (the most likely to be ready), a connection given back when its answer's body
-//! has been read to the end. Leaner than hyper-util's pooled client, which spawns a task per request to give a
-//! connection back and whose request future is large enough to cost measurable copying (docs/router-benchmark.md,
-//! run 5).
+//! has been read to the end. Each connection is driven by the request that holds it ([`super::h1conn`]): no task per
+//! connection and no channel between tasks, which hyper's client connection has and which cost more per request
+//! than anything else left on the HTTP/1.1 path (callgrind, docs/router-benchmark.md, run 10).
 
 use std::collections::{HashMap, VecDeque};
-use std::pin::Pin;
+use std::io;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use http::Request;
+use http::Response;
 use http::header::{self, HeaderValue};
-use http::uri::{Authority, PathAndQuery, Uri};
-use http::{Request, Response};
-use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
+use http::uri::Authority;
+use hyper::body::Body;
 use tokio::net::TcpStream;
 
+use super::h1conn::{Answer, Conn, SendError};
 use super::lock;
 
 /// How long opening a connection may take.
@@ -32,69 +31,68 @@ const MAX_IDLE: usize = 512;
 #[derive(Debug)]
 pub enum PoolError {
     /// No connection could be opened.
-    Connect(std::io::Error),
-    /// The connection failed while sending or waiting.
-    Http(hyper::Error),
+    Connect(io::Error),
+    /// The HTTP/1.1 connection failed while sending or waiting, or the backend's answer was malformed.
+    Http(io::Error),
     /// The HTTP/2 connection or stream failed ([`super::h2pool::H2Pool`]).
     H2(h2::Error),
 }
 
-struct Idle<B> {
-    sender: SendRequest<B>,
+/// An HTTP/1.1 answer's body; the connection goes back to the pool when it has been read to the end, and is
+/// closed when it is dropped before.
+pub type Pooled = Answer;
+
+struct Idle {
+    conn: Conn,
     since: Instant,
 }
 
 /// Keyed by the authority's text: `Authority`'s own hash lower-cases and hashes it a byte at a time, which cost more
 /// than the rest of the pool (callgrind, docs/router-benchmark.md). The configuration's addresses are compared as
 /// written.
-type Queues<B> = Mutex<HashMap<Box<str>, VecDeque<Idle<B>>>>;
+type Queues = Mutex<HashMap<Box<str>, VecDeque<Idle>>>;
 
 /// The idle connections, by address.
-pub struct H1Pool<B> {
-    idle: Arc<Queues<B>>,
+#[derive(Default)]
+pub struct H1Pool {
+    idle: Arc<Queues>,
 }
 
-impl<B> Default for H1Pool<B> {
-    fn default() -> Self {
-        H1Pool { idle: Arc::new(Mutex::new(HashMap::new())) }
-    }
-}
-
-impl<B> H1Pool<B>
-where
-    B: Body<Data = Bytes> + Send + Unpin + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    /// Sends `req` (origin-form: only its path and query are written) to `authority` on an idle connection, or on
-    /// a new one. A request an idle connection could not take (the backend had just closed it) is sent once more on
-    /// a new connection; one that was sent is never repeated.
-    pub async fn send(&self, authority: &Authority, mut req: Request<B>) -> Result<Response<Pooled<B>>, PoolError> {
-        let path = req.uri().path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
-        *req.uri_mut() = Uri::from(path);
-        if !req.headers().contains_key(header::HOST)
+impl H1Pool {
+    /// Sends `req` to `authority` (in origin-form: only its URI's path and query are written) on an idle
+    /// connection, or on a new one. A request that a reused connection was found closed for, before the backend
+    /// could have acted on it, is sent once more on a new connection; one the backend may have acted on is never
+    /// repeated.
+    pub async fn send<B>(&self, authority: &Authority, req: Request<B>) -> Result<Response<Pooled>, PoolError>
+    where
+        B: Body<Data = Bytes> + Unpin,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let (mut parts, mut body) = req.into_parts();
+        if !parts.headers.contains_key(header::HOST)
             && let Ok(host) = HeaderValue::from_str(authority.as_str())
         {
-            req.headers_mut().insert(header::HOST, host);
+            parts.headers.insert(header::HOST, host);
         }
-        // Connecting is boxed: it is rare, and its future would otherwise make every request's future bigger (more
-        // bytes copied each time hyper or a timeout moves it; callgrind, docs/router-benchmark.md).
-        let mut sender = match self.checkout(authority).await {
-            Some(s) => s,
+        let reused = self.checkout(authority);
+        let fresh = reused.is_none();
+        // Connecting is boxed: it is rare, and its future would otherwise make every request's future bigger.
+        let conn = match reused {
+            Some(conn) => conn,
             None => Box::pin(connect(authority)).await?,
         };
-        let response = match sender.try_send_request(req).await {
+        let mut response = match conn.send(&parts, &mut body).await {
             Ok(r) => r,
-            Err(mut e) => match e.take_message() {
-                Some(req) => {
-                    sender = Box::pin(connect(authority)).await?;
-                    sender.send_request(req).await.map_err(PoolError::Http)?
-                }
-                None => return Err(PoolError::Http(e.into_error())),
-            },
+            Err(SendError { retryable: true, .. }) if !fresh => {
+                let conn = Box::pin(connect(authority)).await?;
+                conn.send(&parts, &mut body).await.map_err(|e| PoolError::Http(e.error))?
+            }
+            Err(e) => return Err(PoolError::Http(e.error)),
         };
-        let (parts, body) = response.into_parts();
-        let back = Giveback { idle: self.idle.clone(), authority: authority.clone(), sender };
-        Ok(Response::from_parts(parts, Pooled { inner: body, back: Some(back) }))
+        let idle = self.idle.clone();
+        let authority: Box<str> = authority.as_str().into();
+        response.body_mut().on_done(Box::new(move |conn| give_back(&idle, authority, conn)));
+        Ok(response)
     }
 
     /// Closes the idle connections to every address but these (after a configuration change).
@@ -103,31 +101,32 @@ where
         lock(&self.idle).retain(|a, _| keep.contains(&&**a));
     }
 
-    async fn checkout(&self, authority: &Authority) -> Option<SendRequest<B>> {
+    /// The oldest idle connection to `authority` that is still open and not too old.
+    fn checkout(&self, authority: &Authority) -> Option<Conn> {
         loop {
             let idle = lock(&self.idle).get_mut(authority.as_str()).and_then(VecDeque::pop_front)?;
-            if idle.sender.is_closed() || idle.since.elapsed() > IDLE_TIMEOUT {
-                continue;
-            }
-            let mut sender = idle.sender;
-            if sender.ready().await.is_ok() {
-                return Some(sender);
+            if idle.since.elapsed() <= IDLE_TIMEOUT && idle.conn.is_usable() {
+                return Some(idle.conn);
             }
         }
     }
 }
 
-async fn connect<B>(authority: &Authority) -> Result<SendRequest<B>, PoolError>
-where
-    B: Body<Data = Bytes> + Send + Unpin + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let stream = dial(authority).await?;
-    let (sender, conn) = http1::handshake(TokioIo::new(stream)).await.map_err(PoolError::Http)?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(sender)
+/// Puts a connection whose answer has been read back in its address's queue (unless the queue is full).
+fn give_back(idle: &Queues, authority: Box<str>, conn: Conn) {
+    let connection = Idle { conn, since: Instant::now() };
+    let mut idle = lock(idle);
+    match idle.get_mut(&authority) {
+        Some(queue) if queue.len() < MAX_IDLE => queue.push_back(connection),
+        Some(_) => {}
+        None => {
+            idle.insert(authority, VecDeque::from([connection]));
+        }
+    }
+}
+
+async fn connect(authority: &Authority) -> Result<Conn, PoolError> {
+    Ok(Conn::new(dial(authority).await?))
 }
 
 /// Opens a TCP connection to `authority` (within 2 s), with Nagle's algorithm off.
@@ -135,79 +134,10 @@ pub async fn dial(authority: &Authority) -> Result<TcpStream, PoolError> {
     let addr = (authority.host().trim_start_matches('[').trim_end_matches(']'), authority.port_u16().unwrap_or(80));
     let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
         Ok(s) => s.map_err(PoolError::Connect)?,
-        Err(_) => return Err(PoolError::Connect(std::io::ErrorKind::TimedOut.into())),
+        Err(_) => return Err(PoolError::Connect(io::ErrorKind::TimedOut.into())),
     };
     let _ = stream.set_nodelay(true);
     Ok(stream)
-}
-
-/// What gives a connection back once its answer has been read.
-struct Giveback<B> {
-    idle: Arc<Queues<B>>,
-    authority: Authority,
-    sender: SendRequest<B>,
-}
-
-impl<B> Giveback<B> {
-    fn give(self) {
-        let connection = Idle { sender: self.sender, since: Instant::now() };
-        let mut idle = lock(&self.idle);
-        match idle.get_mut(self.authority.as_str()) {
-            Some(queue) if queue.len() < MAX_IDLE => queue.push_back(connection),
-            Some(_) => {}
-            None => {
-                idle.insert(self.authority.as_str().into(), VecDeque::from([connection]));
-            }
-        }
-    }
-}
-
-/// An answer's body; the connection goes back to the pool when it ends. Dropped before its end, the connection is
-/// closed with it (hyper cannot reuse a connection with an unread body).
-pub struct Pooled<B> {
-    inner: Incoming,
-    back: Option<Giveback<B>>,
-}
-
-impl<B> Body for Pooled<B> {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        match &polled {
-            Poll::Ready(None) => self.give_back(),
-            Poll::Ready(Some(Err(_))) => self.back = None,
-            _ => {}
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-impl<B> Pooled<B> {
-    /// Gives the connection back (the body has ended).
-    fn give_back(&mut self) {
-        if let Some(back) = self.back.take() {
-            back.give();
-        }
-    }
-}
-
-impl<B> Drop for Pooled<B> {
-    fn drop(&mut self) {
-        // hyper's server may stop polling a body that says it has ended, before its last (empty) frame.
-        if self.inner.is_end_stream() {
-            self.give_back();
-        }
-    }
 }
 
 #[cfg(test)]
@@ -216,7 +146,9 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use http_body_util::{BodyExt, Full};
+    use hyper::body::Incoming;
     use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
     use tokio::net::TcpListener;
 
     use super::*;
@@ -256,7 +188,7 @@ mod tests {
         Request::get(path).body(Full::new(Bytes::new())).unwrap()
     }
 
-    async fn read(pool: &H1Pool<Full<Bytes>>, authority: &Authority, path: &str) -> Bytes {
+    async fn read(pool: &H1Pool, authority: &Authority, path: &str) -> Bytes {
         let r = pool.send(authority, get(path)).await.unwrap();
         r.into_body().collect().await.unwrap().to_bytes()
     }
@@ -324,12 +256,53 @@ mod tests {
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
 
+    /// A backend whose first connection answers one request, then reads the next one and closes without an answer
+    /// (as a backend does whose idle timeout fires as a request arrives); later connections answer every request.
+    async fn closing_backend() -> (Authority, Arc<AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let authority: Authority = listener.local_addr().unwrap().to_string().parse().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let first = count.fetch_add(1, Ordering::SeqCst) == 0;
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    for answered in 0.. {
+                        if !matches!(stream.read(&mut buf).await, Ok(n) if n > 0) || (first && answered == 1) {
+                            return;
+                        }
+                        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
+                    }
+                });
+            }
+        });
+        (authority, accepted)
+    }
+
+    #[tokio::test]
+    async fn a_request_a_reused_connection_was_closed_for_is_sent_again_only_when_it_is_safe_to() {
+        let (authority, accepted) = closing_backend().await;
+        let pool = H1Pool::default();
+        assert_eq!(read(&pool, &authority, "/").await, "ok");
+        assert_eq!(read(&pool, &authority, "/").await, "ok", "a GET is sent again on a new connection");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+
+        let (authority, accepted) = closing_backend().await;
+        assert_eq!(read(&pool, &authority, "/").await, "ok");
+        let post = Request::post("/").body(Full::new(Bytes::from_static(b"{}"))).unwrap();
+        assert!(matches!(pool.send(&authority, post).await, Err(PoolError::Http(_))), "a POST is not repeated");
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
     #[tokio::test]
     async fn a_backend_nobody_listens_on_is_a_connect_error() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let authority: Authority = listener.local_addr().unwrap().to_string().parse().unwrap();
         drop(listener);
-        let pool: H1Pool<Full<Bytes>> = H1Pool::default();
+        let pool = H1Pool::default();
         assert!(matches!(pool.send(&authority, get("/")).await, Err(PoolError::Connect(_))));
     }
 }

@@ -31,7 +31,7 @@ const LABEL_BODY_BYTES: usize = 1 << 20;
 const MAX_LABEL: usize = 256;
 
 /// A live backend's answer, over HTTP/1.1 or HTTP/2.
-pub type LiveBody = Either<Pooled<Tee<Incoming>>, H2Body>;
+pub type LiveBody = Either<Pooled, H2Body>;
 /// The body of the router's answers: a proxied stream, or a small answer of the router's own.
 pub type OutBody = Either<Tee<LiveBody>, Full<Bytes>>;
 
