@@ -8,6 +8,8 @@
 #
 #   router/bench/run.sh            # everything, ~15 minutes
 #   RUNS=1 DURATION=3s router/bench/run.sh   # a quick look
+#   BASELINE=/path/to/an/earlier/champion-router router/bench/run.sh   # that build too, as `baseline`, in the same
+#                                                                      # rounds (code against code on one host)
 #
 # Needs: taskset, python3, curl, two or more CPUs; installs nginx-light with apt-get when nginx is missing.
 set -euo pipefail
@@ -46,9 +48,9 @@ taskset -c "$SERVER_CPU" "$BIN/examples/bench_upstream" 127.0.0.1:18082 200 & PI
 nginx_conf "$WORK" 18081 18090 18091
 taskset -c "$SERVER_CPU" nginx -p "$WORK/nginx" -c "$WORK/nginx.conf" -e "$WORK/nginx/error.log" & PIDS+=($!)
 
-router() { # name port admin-port config
+router() { # name port admin-port config [binary]
   printf '%s\n' "$4" > "$WORK/$1.yaml"
-  taskset -c "$SERVER_CPU" "$BIN/champion-router" --config "$WORK/$1.yaml" --listen "127.0.0.1:$2" --admin-listen "127.0.0.1:$3" \
+  taskset -c "$SERVER_CPU" "${5:-$BIN/champion-router}" --config "$WORK/$1.yaml" --listen "127.0.0.1:$2" --admin-listen "127.0.0.1:$3" \
     > /dev/null 2> "$WORK/$1.err" &
   PIDS+=($!)
   echo $! > "$WORK/$1.pid"
@@ -65,8 +67,13 @@ $COMPARE"
 router split 18103 18203 'backends:
 - {name: stable, address: "127.0.0.1:18081", weight: 90}
 - {name: candidate, address: "127.0.0.1:18081", weight: 10}'
+PORTS=(18081 18082 18090 18091 18200 18201 18202 18203)
+if [[ -n ${BASELINE:-} ]]; then
+  router baseline 18104 18204 "$LIVE" "$BASELINE"
+  PORTS+=(18204)
+fi
 
-for port in 18081 18082 18090 18091 18200 18201 18202 18203; do
+for port in "${PORTS[@]}"; do
   for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
 done
 
@@ -80,6 +87,12 @@ declare -A URL=(
 )
 TARGETS=(direct nginx router router-mirror-slow router-mirror-down h2-direct h2-nginx h2-router h2-router-mirror-slow h2-router-mirror-down)
 CLOSED=(direct nginx router router-mirror-slow router-mirror-down h2-nginx h2-router)
+if [[ -n ${BASELINE:-} ]]; then
+  URL[baseline]=http://127.0.0.1:18104/v1/predict
+  URL[h2-baseline]=http://127.0.0.1:18104/v1/predict
+  TARGETS+=(baseline h2-baseline)
+  CLOSED+=(baseline h2-baseline)
+fi
 BODY='{"instances":[[0.1,0.2,0.3,0.4]]}'
 
 oha() { # target out-file extra-args...
@@ -102,6 +115,11 @@ declare -A SERVER=(
 )
 SERVER[h2-nginx]=${SERVER[nginx]}
 SERVER[h2-router]=${SERVER[router]}
+if [[ -n ${BASELINE:-} ]]; then
+  SERVER[baseline]=$(cat "$WORK/baseline.pid")
+  SERVER[h2-baseline]=${SERVER[baseline]}
+  echo "baseline: $BASELINE" >&2
+fi
 cpu_ticks() { # pid: user + system clock ticks of all its threads
   cat /proc/"$1"/task/*/stat | awk '{ sub(/^.*\) /, ""); t += $12 + $13 } END { print t }'
 }
@@ -197,6 +215,20 @@ for t, runs in closed.items():
 for t, (v, per) in cpu.items():
     n = cpu.get("h2-nginx" if t.startswith("h2-") else "nginx")
     print(f"| {t} | {v:.1f} | {v / n[0]:.2f} | {' '.join(f'{x:.1f}' for x in per)} |")
+# Each round's ratio between two targets measured in that round, then the median of those: the host's drift between
+# rounds (which moves everything together) cancels out of each ratio.
+pairs = [("router", "nginx"), ("h2-router", "h2-nginx"), ("baseline", "nginx"), ("h2-baseline", "h2-nginx"),
+         ("router", "baseline"), ("h2-router", "h2-baseline")]
+print("\n## Closed loop, ratios within each round (medians of the rounds' ratios)\n")
+print("| ratio | throughput | CPU per request | throughput, each round |")
+print("|---|---|---|---|")
+for a, b in pairs:
+    if a not in closed or b not in closed:
+        continue
+    tput = [x["summary"]["requestsPerSec"] / y["summary"]["requestsPerSec"] for x, y in zip(closed[a], closed[b])]
+    cpu_ratio = [x / y for x, y in zip(cpu[a][1], cpu[b][1])] if a in cpu and b in cpu else []
+    cpu_text = f"{statistics.median(cpu_ratio):.2f}" if cpu_ratio else "–"
+    print(f"| {a} / {b} | {statistics.median(tput):.2f} | {cpu_text} | {' '.join(f'{x:.2f}' for x in tput)} |")
 def metric(text, name, **labels):
     total = 0.0
     for line in text.splitlines():

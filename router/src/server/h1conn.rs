@@ -19,6 +19,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Response, StatusCode, Version};
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::net::TcpStream;
+use tokio_util::io::poll_read_buf;
 
 /// The most header lines an answer (or its trailers) may have.
 const MAX_HEADERS: usize = 100;
@@ -132,7 +133,7 @@ impl Conn {
             if self.buf.len() >= MAX_HEAD {
                 return Err(Unanswered::Failed(invalid("the backend's answer head is larger than 64 KiB")));
             }
-            match poll_fn(|cx| poll_read(&self.io, &mut self.buf, cx)).await {
+            match poll_fn(|cx| poll_read(&mut self.io, &mut self.buf, cx)).await {
                 Ok(0) if !answered => {
                     let e =
                         io::Error::new(ErrorKind::UnexpectedEof, "the backend closed the connection without answering");
@@ -332,19 +333,15 @@ async fn write_all(io: &TcpStream, mut data: &[u8]) -> io::Result<()> {
 }
 
 /// Reads what the socket has into `buf` (at least [`READ_CHUNK`] of room); `Ready(Ok(0))` is the end of the stream.
-fn poll_read(io: &TcpStream, buf: &mut BytesMut, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+/// Through the runtime's `AsyncRead`: it reads only once the socket is readable (right after a request the answer is
+/// rarely there yet, and the runtime knows that without a system call), and a read that leaves room in the buffer
+/// clears the socket's readiness, so that [`Conn::is_usable`] needs no system call for a connection whose last answer
+/// was read whole (`try_read_buf` would leave it set: one failed read more per request, seen with strace).
+fn poll_read(io: &mut TcpStream, buf: &mut BytesMut, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
     if buf.capacity() - buf.len() < READ_CHUNK {
         buf.reserve(READ_CHUNK);
     }
-    // Readiness first: right after a request the answer is rarely there yet, and the runtime knows that without a
-    // system call.
-    loop {
-        ready!(io.poll_read_ready(cx))?;
-        match io.try_read_buf(buf) {
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-            done => return Poll::Ready(done),
-        }
-    }
+    poll_read_buf(Pin::new(io), cx, buf)
 }
 
 /// An answer's head, parsed.
@@ -646,7 +643,7 @@ impl Body for Answer {
                 Ok(Step::NeedMore) => {}
             }
             let Some(conn) = this.conn.as_mut() else { return Poll::Ready(None) };
-            match ready!(poll_read(&conn.io, &mut conn.buf, cx)) {
+            match ready!(poll_read(&mut conn.io, &mut conn.buf, cx)) {
                 Err(e) => return this.fail(e),
                 Ok(0) if this.decoder == Decoder::UntilClose => {
                     this.reuse = false;
