@@ -86,8 +86,8 @@ impl Conn {
     {
         let mut out = Vec::with_capacity(512);
         let framing = request_head(&mut out, &parts.method, &parts.uri, &parts.headers, body);
-        let taken = match write_body(&self.io, &mut out, body, framing).await {
-            Ok(taken) => taken,
+        let Sent { taken, whole } = match write_body(&self.io, &mut out, body, framing).await {
+            Ok(sent) => sent,
             Err(e) => return Err(SendError { retryable: !e.taken, error: e.error }),
         };
         let (head, framing) = match self.read_head(parts.method == Method::HEAD).await {
@@ -97,7 +97,7 @@ impl Conn {
             }
             Err(Unanswered::Failed(error)) => return Err(SendError { error, retryable: false }),
         };
-        let reuse = !connection_close(&parts.headers) && head.keep_alive && framing != Framing::UntilClose;
+        let reuse = whole && !connection_close(&parts.headers) && head.keep_alive && framing != Framing::UntilClose;
         let decoder = match framing {
             Framing::Length(n) => Decoder::Length(n),
             Framing::Chunked => Decoder::Chunked(Chunk::Size),
@@ -230,14 +230,23 @@ struct WriteError {
     taken: bool,
 }
 
+/// How much of a request went out.
+struct Sent {
+    /// Anything was taken from the body.
+    taken: bool,
+    /// All of it was written; not when the backend answered while it was not taking more (the connection cannot be
+    /// reused then).
+    whole: bool,
+}
+
 /// Writes `out` (the head) and the body, framed as `framing`. Body frames that are ready at once go out in the
-/// same write as the head. Returns whether anything was taken from the body.
+/// same write as the head. Stops early when the backend answers while it is not reading (see [`write_all`]).
 async fn write_body<B>(
     io: &TcpStream,
     out: &mut Vec<u8>,
     body: &mut B,
     framing: RequestFraming,
-) -> Result<bool, WriteError>
+) -> Result<Sent, WriteError>
 where
     B: Body<Data = Bytes> + Unpin,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -245,6 +254,7 @@ where
     let mut taken = false;
     let mut sent: u64 = 0;
     let fail = |error: io::Error, taken: bool| WriteError { error, taken };
+    let answered = |taken: bool| Ok(Sent { taken, whole: false });
     let mut ended = framing == RequestFraming::Empty || body.is_end_stream();
     while !ended {
         // The next frame; when none is ready and there is something to write, write it first.
@@ -255,7 +265,9 @@ where
         })
         .await;
         let Some(frame) = next else {
-            write_all(io, out).await.map_err(|e| fail(e, taken))?;
+            if !write_all(io, out).await.map_err(|e| fail(e, taken))? {
+                return answered(taken);
+            }
             out.clear();
             continue;
         };
@@ -280,9 +292,13 @@ where
                     if data.len() < COPY_LIMIT {
                         out.extend_from_slice(&data);
                     } else {
-                        write_all(io, out).await.map_err(|e| fail(e, true))?;
+                        if !write_all(io, out).await.map_err(|e| fail(e, true))? {
+                            return answered(true);
+                        }
                         out.clear();
-                        write_all(io, &data).await.map_err(|e| fail(e, true))?;
+                        if !write_all(io, &data).await.map_err(|e| fail(e, true))? {
+                            return answered(true);
+                        }
                     }
                     if framing == RequestFraming::Chunked {
                         out.extend_from_slice(b"\r\n");
@@ -299,8 +315,8 @@ where
                             out.extend_from_slice(b"\r\n");
                         }
                         out.extend_from_slice(b"\r\n");
-                        write_all(io, out).await.map_err(|e| fail(e, true))?;
-                        return Ok(true);
+                        let whole = write_all(io, out).await.map_err(|e| fail(e, true))?;
+                        return Ok(Sent { taken: true, whole });
                     }
                     ended = body.is_end_stream();
                 }
@@ -315,21 +331,33 @@ where
     if framing == RequestFraming::Chunked {
         out.extend_from_slice(b"0\r\n\r\n");
     }
-    write_all(io, out).await.map_err(|e| fail(e, taken))?;
-    Ok(taken)
+    let whole = write_all(io, out).await.map_err(|e| fail(e, taken))?;
+    Ok(Sent { taken, whole })
 }
 
 /// Writes all of `data`, trying at once (a connection's send buffer is rarely full) and waiting only when it is.
-async fn write_all(io: &TcpStream, mut data: &[u8]) -> io::Result<()> {
+/// Returns `false` when, while waiting, the backend sent something (its answer, before taking the whole request: a
+/// 413 for a body it will not read), so that the answer is read rather than waited past.
+async fn write_all(io: &TcpStream, mut data: &[u8]) -> io::Result<bool> {
     while !data.is_empty() {
         match io.try_write(data) {
             Ok(0) => return Err(ErrorKind::WriteZero.into()),
             Ok(n) => data = &data[n..],
-            Err(e) if e.kind() == ErrorKind::WouldBlock => io.writable().await?,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                // A peek, not readiness alone: it waits past a readiness the socket no longer has.
+                let mut first = [0u8; 1];
+                tokio::select! {
+                    writable = io.writable() => writable?,
+                    peeked = io.peek(&mut first) => {
+                        peeked?;
+                        return Ok(false);
+                    }
+                }
+            }
             Err(e) => return Err(e),
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Reads what the socket has into `buf` (at least [`READ_CHUNK`] of room); `Ready(Ok(0))` is the end of the stream.
@@ -938,6 +966,34 @@ mod tests {
         let (conn, _server) = backend(b"HTTP/1.1 2", 1000, true, head_ended).await;
         let e = conn.send(&parts(Method::GET, "/"), &mut Empty::<Bytes>::new()).await.unwrap_err();
         assert!(!e.retryable, "part of an answer came: {e:?}");
+    }
+
+    #[tokio::test]
+    async fn an_answer_sent_before_the_backend_takes_the_whole_body_is_passed_on_and_the_connection_closed() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Reads the head only, answers 413, then holds the connection open without reading.
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut received = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !head_ended(&received) {
+                let n = stream.read(&mut buf).await.unwrap();
+                received.extend_from_slice(&buf[..n]);
+            }
+            stream.write_all(b"HTTP/1.1 413 Content Too Large\r\ncontent-length: 8\r\n\r\ntoo big\n").await.unwrap();
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        });
+        let conn = Conn::new(TcpStream::connect(addr).await.unwrap());
+        // Far more than the loopback socket buffers hold, so the write has to wait.
+        let mut body = Full::new(Bytes::from(vec![b'x'; 64 << 20]));
+        let sent = tokio::time::timeout(Duration::from_secs(5), conn.send(&parts(Method::POST, "/"), &mut body)).await;
+        let mut answer = sent.expect("the answer is read, not waited past").unwrap();
+        assert_eq!(answer.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let (tx, rx) = mpsc::channel();
+        answer.body_mut().on_done(Box::new(move |conn| tx.send(conn).unwrap()));
+        assert_eq!(answer.into_body().collect().await.unwrap().to_bytes(), "too big\n");
+        assert!(rx.try_recv().is_err(), "a connection with part of a request unsent is not reused");
     }
 
     /// Sends `body` as a POST and returns what the backend read, up to the end `complete` recognises.
