@@ -90,19 +90,15 @@ impl Conn {
             Ok(sent) => sent,
             Err(e) => return Err(SendError { retryable: !e.taken, error: e.error }),
         };
-        let (head, framing) = match self.read_head(parts.method == Method::HEAD).await {
+        let (head, decoder) = match self.read_head(parts.method == Method::HEAD).await {
             Ok(head) => head,
             Err(Unanswered::Closed(error)) => {
                 return Err(SendError { error, retryable: !taken && parts.method.is_idempotent() });
             }
             Err(Unanswered::Failed(error)) => return Err(SendError { error, retryable: false }),
         };
-        let reuse = whole && !connection_close(&parts.headers) && head.keep_alive && framing != Framing::UntilClose;
-        let decoder = match framing {
-            Framing::Length(n) => Decoder::Length(n),
-            Framing::Chunked => Decoder::Chunked(Chunk::Size),
-            Framing::UntilClose => Decoder::UntilClose,
-        };
+        // An answer read until close ends only at the end of the stream, which drops the connection there.
+        let reuse = whole && !connection_close(&parts.headers) && head.keep_alive;
         let mut answer = Answer { conn: Some(self), decoder, reuse, done: None };
         answer.look_ahead();
         let mut response = Response::new(answer);
@@ -113,7 +109,7 @@ impl Conn {
     }
 
     /// Reads until a final answer's head is complete, skipping interim (1xx) answers.
-    async fn read_head(&mut self, head_only: bool) -> Result<(Head, Framing), Unanswered> {
+    async fn read_head(&mut self, head_only: bool) -> Result<(Head, Decoder), Unanswered> {
         let mut answered = false;
         loop {
             if let Some((head, len)) = parse_head(&self.buf).map_err(Unanswered::Failed)? {
@@ -127,8 +123,8 @@ impl Conn {
                     100..=199 => continue,
                     _ => {}
                 }
-                let framing = answer_framing(&head, head_only).map_err(Unanswered::Failed)?;
-                return Ok((head, framing));
+                let decoder = answer_framing(&head, head_only).map_err(Unanswered::Failed)?;
+                return Ok((head, decoder));
             }
             if self.buf.len() >= MAX_HEAD {
                 return Err(Unanswered::Failed(invalid("the backend's answer head is larger than 64 KiB")));
@@ -183,15 +179,9 @@ fn request_head<B: Body>(
     out.push(b' ');
     out.extend_from_slice(uri.path_and_query().map_or("/", |p| p.as_str()).as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in headers {
-        if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
-            continue;
-        }
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
+    let not_framing =
+        |(name, _): &(&HeaderName, &HeaderValue)| *name != header::CONTENT_LENGTH && *name != header::TRANSFER_ENCODING;
+    write_fields(out, headers.iter().filter(not_framing));
     let no_body_expected =
         matches!(*method, Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS | Method::TRACE);
     let framing = match body.size_hint().exact() {
@@ -210,6 +200,16 @@ fn request_head<B: Body>(
     }
     out.extend_from_slice(b"\r\n");
     framing
+}
+
+/// Writes header lines (`name: value` and CRLF each): a request's headers, a chunked body's trailers.
+fn write_fields<'a>(out: &mut Vec<u8>, fields: impl IntoIterator<Item = (&'a HeaderName, &'a HeaderValue)>) {
+    for (name, value) in fields {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
 }
 
 /// Whether a `connection` header names `close`.
@@ -308,12 +308,7 @@ where
                 Err(frame) => {
                     if let (Ok(trailers), RequestFraming::Chunked) = (frame.into_trailers(), framing) {
                         out.extend_from_slice(b"0\r\n");
-                        for (name, value) in &trailers {
-                            out.extend_from_slice(name.as_str().as_bytes());
-                            out.extend_from_slice(b": ");
-                            out.extend_from_slice(value.as_bytes());
-                            out.extend_from_slice(b"\r\n");
-                        }
+                        write_fields(out, &trailers);
                         out.extend_from_slice(b"\r\n");
                         let whole = write_all(io, out).await.map_err(|e| fail(e, true))?;
                         return Ok(Sent { taken: true, whole });
@@ -430,24 +425,17 @@ impl ParsedHead {
     }
 }
 
-/// How an answer's body is framed (RFC 9112 §6.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
-    Length(u64),
-    Chunked,
-    UntilClose,
-}
-
-fn answer_framing(head: &Head, head_only: bool) -> io::Result<Framing> {
+/// How an answer's body is framed (RFC 9112 §6.3), as the decoder that reads it from its start.
+fn answer_framing(head: &Head, head_only: bool) -> io::Result<Decoder> {
     if head_only || head.status == StatusCode::NO_CONTENT || head.status == StatusCode::NOT_MODIFIED {
-        return Ok(Framing::Length(0));
+        return Ok(Decoder::Length(0));
     }
     if head.headers.contains_key(header::TRANSFER_ENCODING) {
         let last = head.headers.get_all(header::TRANSFER_ENCODING).iter().next_back();
         let chunked = last
             .and_then(|v| v.as_bytes().rsplit(|b| *b == b',').next())
             .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-        return Ok(if chunked { Framing::Chunked } else { Framing::UntilClose });
+        return Ok(if chunked { Decoder::Chunked(Chunk::Size) } else { Decoder::UntilClose });
     }
     let mut length = None;
     for value in head.headers.get_all(header::CONTENT_LENGTH) {
@@ -463,7 +451,7 @@ fn answer_framing(head: &Head, head_only: bool) -> io::Result<Framing> {
             length = Some(n);
         }
     }
-    Ok(length.map_or(Framing::UntilClose, Framing::Length))
+    Ok(length.map_or(Decoder::UntilClose, Decoder::Length))
 }
 
 /// Where a chunked body's reading is.
@@ -760,6 +748,13 @@ mod tests {
         (Conn::new(stream), server)
     }
 
+    /// Where `body` hands its connection once it has been read to the end and the connection can be reused.
+    fn given_back(body: &mut Answer) -> mpsc::Receiver<Conn> {
+        let (tx, rx) = mpsc::channel();
+        body.on_done(Box::new(move |conn| tx.send(conn).unwrap()));
+        rx
+    }
+
     fn parts(method: Method, path: &str) -> http::request::Parts {
         let mut parts = Request::builder().method(method).uri(path).body(()).unwrap().into_parts().0;
         parts.headers.insert(header::HOST, HeaderValue::from_static("backend"));
@@ -788,8 +783,7 @@ mod tests {
         let response =
             conn.send(&parts(method, "/p?q=1"), &mut Empty::<Bytes>::new()).await.map_err(|e| e.error.to_string())?;
         let (head, mut body) = response.into_parts();
-        let (tx, rx) = mpsc::channel();
-        body.on_done(Box::new(move |conn| tx.send(conn).unwrap()));
+        let rx = given_back(&mut body);
         let collected = body.collect().await.map_err(|e| e.to_string())?;
         let trailers = collected.trailers().cloned();
         Ok((Response::from_parts(head, collected.to_bytes()), trailers, rx.try_recv().is_ok()))
@@ -834,8 +828,7 @@ mod tests {
         let frame = body.frame().await.unwrap().unwrap();
         assert_eq!(frame.into_data().unwrap(), "ok");
         assert!(body.is_end_stream());
-        let (tx, rx) = mpsc::channel();
-        body.on_done(Box::new(move |conn| tx.send(conn).unwrap()));
+        let rx = given_back(&mut body);
         assert!(rx.try_recv().is_ok(), "an ended body gives its connection back as soon as it is asked to");
     }
 
@@ -949,8 +942,7 @@ mod tests {
         let mut p = parts(Method::GET, "/");
         p.headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         let mut body = conn.send(&p, &mut Empty::<Bytes>::new()).await.unwrap().into_body();
-        let (tx, rx) = mpsc::channel();
-        body.on_done(Box::new(move |conn| tx.send(conn).unwrap()));
+        let rx = given_back(&mut body);
         assert_eq!(body.collect().await.unwrap().to_bytes(), "ok");
         assert!(rx.try_recv().is_err(), "the client asked to close");
     }
@@ -990,8 +982,7 @@ mod tests {
         let sent = tokio::time::timeout(Duration::from_secs(5), conn.send(&parts(Method::POST, "/"), &mut body)).await;
         let mut answer = sent.expect("the answer is read, not waited past").unwrap();
         assert_eq!(answer.status(), StatusCode::PAYLOAD_TOO_LARGE);
-        let (tx, rx) = mpsc::channel();
-        answer.body_mut().on_done(Box::new(move |conn| tx.send(conn).unwrap()));
+        let rx = given_back(answer.body_mut());
         assert_eq!(answer.into_body().collect().await.unwrap().to_bytes(), "too big\n");
         assert!(rx.try_recv().is_err(), "a connection with part of a request unsent is not reused");
     }
@@ -1056,8 +1047,7 @@ mod tests {
     async fn a_connection_is_usable_until_the_backend_closes_it_or_sends_unasked() {
         let (conn, server) = backend(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok", 1000, true, head_ended).await;
         let mut body = conn.send(&parts(Method::GET, "/"), &mut Empty::<Bytes>::new()).await.unwrap().into_body();
-        let (tx, rx) = mpsc::channel();
-        body.on_done(Box::new(move |conn| tx.send(conn).unwrap()));
+        let rx = given_back(&mut body);
         body.collect().await.unwrap();
         let conn = rx.try_recv().unwrap();
         server.await.unwrap();
@@ -1067,16 +1057,14 @@ mod tests {
         let (conn, _server) =
             backend(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokXX", 1000, false, head_ended).await;
         let mut body = conn.send(&parts(Method::GET, "/"), &mut Empty::<Bytes>::new()).await.unwrap().into_body();
-        let (tx, rx) = mpsc::channel();
-        body.on_done(Box::new(move |conn| tx.send(conn).unwrap()));
+        let rx = given_back(&mut body);
         body.collect().await.unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!rx.try_recv().unwrap().is_usable(), "bytes nobody asked for came");
 
         let (conn, _server) = backend(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok", 1000, false, head_ended).await;
         let mut body = conn.send(&parts(Method::GET, "/"), &mut Empty::<Bytes>::new()).await.unwrap().into_body();
-        let (tx, rx) = mpsc::channel();
-        body.on_done(Box::new(move |conn| tx.send(conn).unwrap()));
+        let rx = given_back(&mut body);
         body.collect().await.unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(rx.try_recv().unwrap().is_usable());

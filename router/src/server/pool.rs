@@ -153,9 +153,13 @@ mod tests {
 
     use super::*;
 
-    /// A backend answering `/close` with `connection: close`, `/big` with 1 MiB, anything else with `ok`; it
-    /// counts the connections it accepted.
-    async fn backend() -> (Authority, Arc<AtomicUsize>) {
+    /// A backend on a port of its own that serves each connection it accepts with `serve` (given the connection
+    /// and how many were accepted before it), in a task of its own; it counts the connections it accepted.
+    async fn listen<F, Fut>(serve: F) -> (Authority, Arc<AtomicUsize>)
+    where
+        F: Fn(TcpStream, usize) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let authority: Authority = listener.local_addr().unwrap().to_string().parse().unwrap();
         let accepted = Arc::new(AtomicUsize::new(0));
@@ -163,25 +167,29 @@ mod tests {
         tokio::spawn(async move {
             loop {
                 let (stream, _) = listener.accept().await.unwrap();
-                count.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(async move {
-                    let service = service_fn(|req: Request<Incoming>| async move {
-                        let mut r = match req.uri().path() {
-                            "/big" => Response::new(Full::new(Bytes::from(vec![b'x'; 1 << 20]))),
-                            _ => Response::new(Full::new(Bytes::from_static(b"ok"))),
-                        };
-                        if req.uri().path() == "/close" {
-                            r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-                        }
-                        Ok::<_, Infallible>(r)
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
+                tokio::spawn(serve(stream, count.fetch_add(1, Ordering::SeqCst)));
             }
         });
         (authority, accepted)
+    }
+
+    /// A backend answering `/close` with `connection: close`, `/big` with 1 MiB, anything else with `ok`; it
+    /// counts the connections it accepted.
+    async fn backend() -> (Authority, Arc<AtomicUsize>) {
+        listen(|stream, _| async move {
+            let service = service_fn(|req: Request<Incoming>| async move {
+                let mut r = match req.uri().path() {
+                    "/big" => Response::new(Full::new(Bytes::from(vec![b'x'; 1 << 20]))),
+                    _ => Response::new(Full::new(Bytes::from_static(b"ok"))),
+                };
+                if req.uri().path() == "/close" {
+                    r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+                }
+                Ok::<_, Infallible>(r)
+            });
+            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+        })
+        .await
     }
 
     fn get(path: &str) -> Request<Full<Bytes>> {
@@ -260,26 +268,16 @@ mod tests {
     /// (as a backend does whose idle timeout fires as a request arrives); later connections answer every request.
     async fn closing_backend() -> (Authority, Arc<AtomicUsize>) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let authority: Authority = listener.local_addr().unwrap().to_string().parse().unwrap();
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let count = accepted.clone();
-        tokio::spawn(async move {
-            loop {
-                let (mut stream, _) = listener.accept().await.unwrap();
-                let first = count.fetch_add(1, Ordering::SeqCst) == 0;
-                tokio::spawn(async move {
-                    let mut buf = [0u8; 4096];
-                    for answered in 0.. {
-                        if !matches!(stream.read(&mut buf).await, Ok(n) if n > 0) || (first && answered == 1) {
-                            return;
-                        }
-                        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
-                    }
-                });
+        listen(|mut stream, before| async move {
+            let mut buf = [0u8; 4096];
+            for answered in 0.. {
+                if !matches!(stream.read(&mut buf).await, Ok(n) if n > 0) || (before == 0 && answered == 1) {
+                    return;
+                }
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
             }
-        });
-        (authority, accepted)
+        })
+        .await
     }
 
     #[tokio::test]
