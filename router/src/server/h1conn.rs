@@ -15,25 +15,19 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker, ready};
 
 use bytes::{Bytes, BytesMut};
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderMap};
 use http::{Method, Response, StatusCode, Version};
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::net::TcpStream;
-use tokio_util::io::poll_read_buf;
 
-/// The most header lines an answer (or its trailers) may have.
-const MAX_HEADERS: usize = 100;
-/// The largest answer head (status line and headers) read before giving up on it.
-const MAX_HEAD: usize = 64 << 10;
-/// Bytes read from the socket at a time, at least.
-const READ_CHUNK: usize = 8 << 10;
-/// Request body data smaller than this is copied into the write buffer (one write for head and body); larger data
-/// is written on its own, not copied.
-const COPY_LIMIT: usize = 16 << 10;
+use super::h1wire::{
+    Chunk, Decoder, FieldRanges, Framing, MAX_HEAD, MAX_HEADERS, Sent, Step, connection_close, content_length,
+    field_ranges, has_token, header_map, invalid, is_framing, poll_read, write_body, write_fields, write_framing,
+};
 
-/// A malformed or unexpected message from the backend, as an I/O error of kind `InvalidData`.
-fn invalid(what: &'static str) -> io::Error {
-    io::Error::new(ErrorKind::InvalidData, what)
+/// What the backend sent wrong, as an error.
+fn backend_sent(what: &str) -> io::Error {
+    invalid(format!("the backend sent {what}"))
 }
 
 /// An open connection to a backend, between two requests.
@@ -156,17 +150,6 @@ enum Unanswered {
     Failed(io::Error),
 }
 
-/// How a request's body is framed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RequestFraming {
-    /// No body, and no framing header.
-    Empty,
-    /// `content-length`.
-    Length(u64),
-    /// `transfer-encoding: chunked`.
-    Chunked,
-}
-
 /// Writes the request line and headers into `out`; returns how the body is framed.
 fn request_head<B: Body>(
     out: &mut Vec<u8>,
@@ -174,197 +157,22 @@ fn request_head<B: Body>(
     uri: &http::Uri,
     headers: &HeaderMap,
     body: &B,
-) -> RequestFraming {
+) -> Framing {
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(uri.path_and_query().map_or("/", |p| p.as_str()).as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    let not_framing =
-        |(name, _): &(&HeaderName, &HeaderValue)| *name != header::CONTENT_LENGTH && *name != header::TRANSFER_ENCODING;
-    write_fields(out, headers.iter().filter(not_framing));
+    write_fields(out, headers.iter().filter(|(name, _)| !is_framing(name)));
     let no_body_expected =
         matches!(*method, Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS | Method::TRACE);
     let framing = match body.size_hint().exact() {
-        Some(0) if body.is_end_stream() && no_body_expected => RequestFraming::Empty,
-        Some(n) => RequestFraming::Length(n),
-        None => RequestFraming::Chunked,
+        Some(0) if body.is_end_stream() && no_body_expected => Framing::Empty,
+        Some(n) => Framing::Length(n),
+        None => Framing::Chunked,
     };
-    match framing {
-        RequestFraming::Empty => {}
-        RequestFraming::Length(n) => {
-            out.extend_from_slice(b"content-length: ");
-            out.extend_from_slice(n.to_string().as_bytes());
-            out.extend_from_slice(b"\r\n");
-        }
-        RequestFraming::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
-    }
+    write_framing(out, framing);
     out.extend_from_slice(b"\r\n");
     framing
-}
-
-/// Writes header lines (`name: value` and CRLF each): a request's headers, a chunked body's trailers.
-fn write_fields<'a>(out: &mut Vec<u8>, fields: impl IntoIterator<Item = (&'a HeaderName, &'a HeaderValue)>) {
-    for (name, value) in fields {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-}
-
-/// Whether a `connection` header names `close`.
-fn connection_close(headers: &HeaderMap) -> bool {
-    has_token(headers, header::CONNECTION, "close")
-}
-
-fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
-    headers
-        .get_all(name)
-        .iter()
-        .any(|v| v.as_bytes().split(|b| *b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes())))
-}
-
-/// A failed request write; `taken` says whether any of the body had been read from its source.
-struct WriteError {
-    error: io::Error,
-    taken: bool,
-}
-
-/// How much of a request went out.
-struct Sent {
-    /// Anything was taken from the body.
-    taken: bool,
-    /// All of it was written; not when the backend answered while it was not taking more (the connection cannot be
-    /// reused then).
-    whole: bool,
-}
-
-/// Writes `out` (the head) and the body, framed as `framing`. Body frames that are ready at once go out in the
-/// same write as the head. Stops early when the backend answers while it is not reading (see [`write_all`]).
-async fn write_body<B>(
-    io: &TcpStream,
-    out: &mut Vec<u8>,
-    body: &mut B,
-    framing: RequestFraming,
-) -> Result<Sent, WriteError>
-where
-    B: Body<Data = Bytes> + Unpin,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let mut taken = false;
-    let mut sent: u64 = 0;
-    let fail = |error: io::Error, taken: bool| WriteError { error, taken };
-    let answered = |taken: bool| Ok(Sent { taken, whole: false });
-    let mut ended = framing == RequestFraming::Empty || body.is_end_stream();
-    while !ended {
-        // The next frame; when none is ready and there is something to write, write it first.
-        let next = poll_fn(|cx| match Pin::new(&mut *body).poll_frame(cx) {
-            Poll::Pending if !out.is_empty() => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(frame) => Poll::Ready(Some(frame)),
-        })
-        .await;
-        let Some(frame) = next else {
-            if !write_all(io, out).await.map_err(|e| fail(e, taken))? {
-                return answered(taken);
-            }
-            out.clear();
-            continue;
-        };
-        taken = true;
-        match frame {
-            None => ended = true,
-            Some(Err(e)) => return Err(fail(io::Error::other(e.into()), true)),
-            Some(Ok(frame)) => match frame.into_data() {
-                Ok(data) => {
-                    sent += data.len() as u64;
-                    if let RequestFraming::Length(n) = framing
-                        && sent > n
-                    {
-                        return Err(fail(invalid("the request body is longer than its content-length"), true));
-                    }
-                    if framing == RequestFraming::Chunked {
-                        if data.is_empty() {
-                            continue;
-                        }
-                        out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
-                    }
-                    if data.len() < COPY_LIMIT {
-                        out.extend_from_slice(&data);
-                    } else {
-                        if !write_all(io, out).await.map_err(|e| fail(e, true))? {
-                            return answered(true);
-                        }
-                        out.clear();
-                        if !write_all(io, &data).await.map_err(|e| fail(e, true))? {
-                            return answered(true);
-                        }
-                    }
-                    if framing == RequestFraming::Chunked {
-                        out.extend_from_slice(b"\r\n");
-                    }
-                    ended = body.is_end_stream();
-                }
-                Err(frame) => {
-                    if let (Ok(trailers), RequestFraming::Chunked) = (frame.into_trailers(), framing) {
-                        out.extend_from_slice(b"0\r\n");
-                        write_fields(out, &trailers);
-                        out.extend_from_slice(b"\r\n");
-                        let whole = write_all(io, out).await.map_err(|e| fail(e, true))?;
-                        return Ok(Sent { taken: true, whole });
-                    }
-                    ended = body.is_end_stream();
-                }
-            },
-        }
-    }
-    if let RequestFraming::Length(n) = framing
-        && sent != n
-    {
-        return Err(fail(invalid("the request body is shorter than its content-length"), taken));
-    }
-    if framing == RequestFraming::Chunked {
-        out.extend_from_slice(b"0\r\n\r\n");
-    }
-    let whole = write_all(io, out).await.map_err(|e| fail(e, taken))?;
-    Ok(Sent { taken, whole })
-}
-
-/// Writes all of `data`, trying at once (a connection's send buffer is rarely full) and waiting only when it is.
-/// Returns `false` when, while waiting, the backend sent something (its answer, before taking the whole request: a
-/// 413 for a body it will not read), so that the answer is read rather than waited past.
-async fn write_all(io: &TcpStream, mut data: &[u8]) -> io::Result<bool> {
-    while !data.is_empty() {
-        match io.try_write(data) {
-            Ok(0) => return Err(ErrorKind::WriteZero.into()),
-            Ok(n) => data = &data[n..],
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                // A peek, not readiness alone: it waits past a readiness the socket no longer has.
-                let mut first = [0u8; 1];
-                tokio::select! {
-                    writable = io.writable() => writable?,
-                    peeked = io.peek(&mut first) => {
-                        peeked?;
-                        return Ok(false);
-                    }
-                }
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(true)
-}
-
-/// Reads what the socket has into `buf` (at least [`READ_CHUNK`] of room); `Ready(Ok(0))` is the end of the stream.
-/// Through the runtime's `AsyncRead`: it reads only once the socket is readable (right after a request the answer is
-/// rarely there yet, and the runtime knows that without a system call), and a read that leaves room in the buffer
-/// clears the socket's readiness, so that [`Conn::is_usable`] needs no system call for a connection whose last answer
-/// was read whole (`try_read_buf` would leave it set: one failed read more per request, seen with strace).
-fn poll_read(io: &mut TcpStream, buf: &mut BytesMut, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-    if buf.capacity() - buf.len() < READ_CHUNK {
-        buf.reserve(READ_CHUNK);
-    }
-    poll_read_buf(Pin::new(io), cx, buf)
 }
 
 /// An answer's head, parsed.
@@ -379,8 +187,7 @@ struct Head {
 struct ParsedHead {
     code: u16,
     minor: u8,
-    /// Per header: the name's and the value's ranges in the head.
-    fields: Vec<(usize, usize, usize, usize)>,
+    fields: FieldRanges,
 }
 
 /// Parses an answer's head at the start of `buf`: `None` while incomplete, the head and its length when complete.
@@ -396,10 +203,7 @@ fn parse_head(buf: &[u8]) -> io::Result<Option<(ParsedHead, usize)>> {
         Err(httparse::Error::TooManyHeaders) => return Err(invalid("the backend's answer has more than 100 headers")),
         Err(_) => return Err(invalid("the backend's answer is not HTTP/1.x")),
     };
-    let base = buf.as_ptr() as usize;
-    let at = |s: &[u8]| s.as_ptr() as usize - base;
-    let fields =
-        response.headers.iter().map(|h| (at(h.name.as_bytes()), h.name.len(), at(h.value), h.value.len())).collect();
+    let fields = field_ranges(buf, response.headers);
     let head = ParsedHead { code: response.code.unwrap_or(0), minor: response.version.unwrap_or(1), fields };
     Ok(Some((head, len)))
 }
@@ -408,14 +212,7 @@ impl ParsedHead {
     fn into_head(self, bytes: &Bytes) -> io::Result<Head> {
         let status =
             StatusCode::from_u16(self.code).map_err(|_| invalid("the backend's status code is out of range"))?;
-        let mut headers = HeaderMap::with_capacity(self.fields.len());
-        for (name_at, name_len, value_at, value_len) in self.fields {
-            let name = HeaderName::from_bytes(&bytes[name_at..name_at + name_len])
-                .map_err(|_| invalid("the backend sent an invalid header name"))?;
-            let value = HeaderValue::from_maybe_shared(bytes.slice(value_at..value_at + value_len))
-                .map_err(|_| invalid("the backend sent an invalid header value"))?;
-            headers.append(name, value);
-        }
+        let headers = header_map(bytes, self.fields).map_err(backend_sent)?;
         let version = if self.minor == 0 { Version::HTTP_10 } else { Version::HTTP_11 };
         let keep_alive = match version {
             Version::HTTP_10 => has_token(&headers, header::CONNECTION, "keep-alive"),
@@ -437,52 +234,8 @@ fn answer_framing(head: &Head, head_only: bool) -> io::Result<Decoder> {
             .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"));
         return Ok(if chunked { Decoder::Chunked(Chunk::Size) } else { Decoder::UntilClose });
     }
-    let mut length = None;
-    for value in head.headers.get_all(header::CONTENT_LENGTH) {
-        for part in value.as_bytes().split(|b| *b == b',') {
-            let n = std::str::from_utf8(part.trim_ascii())
-                .ok()
-                .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|s| s.parse::<u64>().ok())
-                .ok_or_else(|| invalid("the backend sent an invalid content-length"))?;
-            if length.is_some_and(|l| l != n) {
-                return Err(invalid("the backend sent two different content-lengths"));
-            }
-            length = Some(n);
-        }
-    }
+    let length = content_length(&head.headers).map_err(backend_sent)?;
     Ok(length.map_or(Decoder::UntilClose, Decoder::Length))
-}
-
-/// Where a chunked body's reading is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Chunk {
-    /// Before a chunk's size line.
-    Size,
-    /// Inside a chunk's data, this many bytes left.
-    Data(u64),
-    /// After a chunk's data, before its CRLF.
-    DataEnd,
-    /// After the last chunk, before the trailer section's end.
-    Trailers,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Decoder {
-    /// This many bytes left.
-    Length(u64),
-    Chunked(Chunk),
-    UntilClose,
-    /// The body has ended.
-    Ended,
-}
-
-/// What the buffer gives without reading more.
-enum Step {
-    Data(Bytes),
-    Trailers(HeaderMap),
-    End,
-    NeedMore,
 }
 
 /// Where a connection goes once its answer has been read to the end.
@@ -515,101 +268,16 @@ impl Answer {
     /// Decodes what the buffer holds, without reading.
     fn step(&mut self) -> io::Result<Step> {
         let Some(conn) = self.conn.as_mut() else { return Ok(Step::End) };
-        let buf = &mut conn.buf;
-        loop {
-            match self.decoder {
-                Decoder::Ended | Decoder::Length(0) => {
-                    self.decoder = Decoder::Ended;
-                    return Ok(Step::End);
-                }
-                Decoder::Length(n) | Decoder::Chunked(Chunk::Data(n)) => {
-                    if buf.is_empty() {
-                        return Ok(Step::NeedMore);
-                    }
-                    let take = n.min(buf.len() as u64);
-                    let data = buf.split_to(take as usize).freeze();
-                    self.decoder = match self.decoder {
-                        Decoder::Length(_) => Decoder::Length(n - take),
-                        _ if n == take => Decoder::Chunked(Chunk::DataEnd),
-                        _ => Decoder::Chunked(Chunk::Data(n - take)),
-                    };
-                    return Ok(Step::Data(data));
-                }
-                Decoder::UntilClose => {
-                    if buf.is_empty() {
-                        return Ok(Step::NeedMore);
-                    }
-                    return Ok(Step::Data(buf.split().freeze()));
-                }
-                Decoder::Chunked(Chunk::Size) => match httparse::parse_chunk_size(buf) {
-                    Ok(httparse::Status::Complete((len, size))) => {
-                        let _ = buf.split_to(len);
-                        self.decoder = Decoder::Chunked(if size == 0 { Chunk::Trailers } else { Chunk::Data(size) });
-                    }
-                    Ok(httparse::Status::Partial) if buf.len() < 1024 => return Ok(Step::NeedMore),
-                    _ => return Err(invalid("the backend sent an invalid chunk size")),
-                },
-                Decoder::Chunked(Chunk::DataEnd) => {
-                    if buf.len() < 2 {
-                        return Ok(Step::NeedMore);
-                    }
-                    if &buf[..2] != b"\r\n" {
-                        return Err(invalid("the backend's chunk does not end with CRLF"));
-                    }
-                    let _ = buf.split_to(2);
-                    self.decoder = Decoder::Chunked(Chunk::Size);
-                }
-                Decoder::Chunked(Chunk::Trailers) => {
-                    if buf.starts_with(b"\r\n") {
-                        let _ = buf.split_to(2);
-                        self.decoder = Decoder::Ended;
-                        return Ok(Step::End);
-                    }
-                    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-                    match httparse::parse_headers(buf, &mut fields) {
-                        Ok(httparse::Status::Complete((len, fields))) => {
-                            let mut trailers = HeaderMap::with_capacity(fields.len());
-                            for f in fields {
-                                if let (Ok(n), Ok(v)) =
-                                    (HeaderName::from_bytes(f.name.as_bytes()), HeaderValue::from_bytes(f.value))
-                                {
-                                    trailers.append(n, v);
-                                }
-                            }
-                            let _ = buf.split_to(len);
-                            self.decoder = Decoder::Ended;
-                            return Ok(Step::Trailers(trailers));
-                        }
-                        Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => return Ok(Step::NeedMore),
-                        _ => return Err(invalid("the backend sent invalid trailers")),
-                    }
-                }
-            }
-        }
+        self.decoder.step(&mut conn.buf).map_err(backend_sent)
     }
 
     /// After data went out: when the rest of the body is already in the buffer and is only its end (the last
     /// chunk), reads it now, so that the body says it has ended and a server that stops at that hands the
     /// connection back.
     fn look_ahead(&mut self) {
-        let Some(conn) = self.conn.as_ref() else { return };
-        let at_end = match self.decoder {
-            Decoder::Length(0) => true,
-            Decoder::Chunked(Chunk::DataEnd | Chunk::Size) => {
-                let b = &conn.buf[..];
-                let b =
-                    if self.decoder == Decoder::Chunked(Chunk::DataEnd) { b.strip_prefix(b"\r\n") } else { Some(b) };
-                b.is_some_and(|b| b == b"0\r\n\r\n")
-            }
-            _ => false,
-        };
-        if at_end {
-            // Only the last chunk's bytes can be here (a length's end leaves the buffer as it is: bytes after an
-            // answer make its connection unusable).
-            if let (Some(conn), Decoder::Chunked(_)) = (self.conn.as_mut(), self.decoder) {
-                conn.buf.clear();
-            }
-            self.decoder = Decoder::Ended;
+        if let Some(conn) = self.conn.as_mut()
+            && self.decoder.ends_in(&mut conn.buf)
+        {
             self.finish();
         }
     }
@@ -697,6 +365,7 @@ mod tests {
     use std::time::Duration;
 
     use http::Request;
+    use http::header::HeaderValue;
     use http_body_util::{BodyExt, Empty, Full, channel::Channel};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod body;
 pub mod feedback;
 pub mod h1conn;
+pub mod h1wire;
 pub mod h2pool;
 pub mod id;
 pub mod log;
