@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use hyper::body::Body;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -75,7 +75,11 @@ struct FeedbackRecord<'a> {
 }
 
 /// Serves `POST /feedback`.
-pub async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> {
+pub async fn handle<B>(state: &State, req: Request<B>) -> Response<Full<Bytes>>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let body = match Limited::new(req.into_body(), MAX_FEEDBACK_BYTES).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {

@@ -86,8 +86,17 @@ pub fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
 
 /// The body length `content-length` says (every line and list item must agree), or `None` without one.
 pub fn content_length(headers: &HeaderMap) -> Result<Option<u64>, &'static str> {
+    let all = headers.get_all(header::CONTENT_LENGTH);
+    let mut values = all.iter();
+    let Some(first) = values.next() else { return Ok(None) };
+    // The usual case, one line of digits, without the general parse.
+    if values.next().is_none()
+        && let Some(n) = digits(first.as_bytes())
+    {
+        return Ok(Some(n));
+    }
     let mut length = None;
-    for value in headers.get_all(header::CONTENT_LENGTH) {
+    for value in all {
         for part in value.as_bytes().split(|b| *b == b',') {
             let n = std::str::from_utf8(part.trim_ascii())
                 .ok()
@@ -103,6 +112,14 @@ pub fn content_length(headers: &HeaderMap) -> Result<Option<u64>, &'static str> 
     Ok(length)
 }
 
+/// A non-empty run of at most 19 decimal digits (so that it fits a `u64`) as a number.
+fn digits(b: &[u8]) -> Option<u64> {
+    if b.is_empty() || b.len() > 19 || !b.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(b.iter().fold(0, |n, d| n * 10 + u64::from(d - b'0')))
+}
+
 /// Where a parsed head's fields lie in its buffer (name start, name length, value start, value length), so that
 /// the values can share the buffer's bytes.
 pub type FieldRanges = Vec<(usize, usize, usize, usize)>;
@@ -114,9 +131,11 @@ pub fn field_ranges(buf: &[u8], fields: &[httparse::Header<'_>]) -> FieldRanges 
     fields.iter().map(|h| (at(h.name.as_bytes()), h.name.len(), at(h.value), h.value.len())).collect()
 }
 
-/// The header map of fields found in `bytes` (a head, frozen), sharing its bytes.
+/// The header map of fields found in `bytes` (a head, frozen), sharing its bytes. It has room for one more, the
+/// prediction ID the proxy adds to requests and answers alike, so that adding it does not grow the map (which costs
+/// more than building it: callgrind, docs/router-benchmark.md).
 pub fn header_map(bytes: &Bytes, fields: FieldRanges) -> Result<HeaderMap, &'static str> {
-    let mut headers = HeaderMap::with_capacity(fields.len());
+    let mut headers = HeaderMap::with_capacity(fields.len() + 1);
     for (name_at, name_len, value_at, value_len) in fields {
         let name = HeaderName::from_bytes(&bytes[name_at..name_at + name_len]).map_err(|_| "an invalid header name")?;
         let value = HeaderValue::from_maybe_shared(bytes.slice(value_at..value_at + value_len))

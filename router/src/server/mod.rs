@@ -4,9 +4,11 @@ pub mod admin;
 pub mod body;
 pub mod feedback;
 pub mod h1conn;
+pub mod h1server;
 pub mod h1wire;
 pub mod h2pool;
 pub mod id;
+pub mod listener;
 pub mod log;
 pub mod metrics;
 pub mod mirror;
@@ -176,8 +178,7 @@ pub async fn start(options: Options) -> io::Result<Running> {
     let admin = TcpListener::bind(options.admin_listen).await?;
     let (proxy_addr, admin_addr) = (proxy.local_addr()?, admin.local_addr()?);
     let (stop, stopped) = watch::channel(false);
-    let s = state.clone();
-    let proxy_task = tokio::spawn(accept(proxy, stopped.clone(), move |req| proxy::serve(s.clone(), req)));
+    let proxy_task = tokio::spawn(listener::accept(proxy, stopped.clone(), state.clone()));
     let s = state.clone();
     let admin_task = tokio::spawn(accept(admin, stopped.clone(), move |req| admin::serve(s.clone(), req)));
     let reload_task = tokio::spawn(reload(
@@ -190,8 +191,8 @@ pub async fn start(options: Options) -> io::Result<Running> {
     Ok(Running { proxy_addr, admin_addr, state, stop, tasks: vec![proxy_task, admin_task, reload_task] })
 }
 
-/// Accepts connections (HTTP/1.1 and HTTP/2 prior knowledge on the same port) until told to stop, then waits for
-/// the open ones to finish their requests.
+/// Accepts connections on the admin port (HTTP/1.1 and HTTP/2 prior knowledge, through hyper) until told to stop,
+/// then waits for the open ones to finish their requests.
 async fn accept<F, Fut, B>(listener: TcpListener, mut stop: watch::Receiver<bool>, handler: F)
 where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{Either, Full};
-use hyper::body::{Body, Incoming};
+use hyper::body::Body;
 use tokio::sync::oneshot;
 
 use crate::compare::predicted_label;
@@ -36,7 +36,11 @@ pub type LiveBody = Either<Pooled, H2Body>;
 pub type OutBody = Either<Tee<LiveBody>, Full<Bytes>>;
 
 /// Serves one request on the proxy port.
-pub async fn serve(state: Arc<State>, req: Request<Incoming>) -> Result<Response<OutBody>, Infallible> {
+pub async fn serve<B>(state: Arc<State>, req: Request<B>) -> Result<Response<OutBody>, Infallible>
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     if req.method() == Method::POST && req.uri().path() == FEEDBACK_PATH {
         return Ok(feedback::handle(&state, req).await.map(Either::Right));
     }
@@ -60,7 +64,11 @@ pub fn plain(status: StatusCode, text: &'static str) -> Response<OutBody> {
     r
 }
 
-async fn proxy(state: Arc<State>, routing: Arc<Routing>, req: Request<Incoming>) -> Response<OutBody> {
+async fn proxy<B>(state: Arc<State>, routing: Arc<Routing>, req: Request<B>) -> Response<OutBody>
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let start = Instant::now();
     let now = SystemTime::now();
     let id = prediction_id(req.headers(), now);

@@ -1,0 +1,133 @@
+//! The proxy port's connections: one that opens with HTTP/2's connection preface (prior knowledge, as gRPC clients
+//! without TLS do) goes to hyper's HTTP/2 server; any other to the router's own HTTP/1.1 server
+//! ([`super::h1server`]). Stopping lets every open connection finish the request it is serving.
+
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::Request;
+use hyper::body::Incoming;
+use hyper::server::conn::http2;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+
+use super::h1server::{self, RequestBody};
+use super::h1wire::poll_read;
+use super::{State, proxy};
+
+/// What an HTTP/2 client sends first (RFC 9113 §3.4).
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Accepts connections until told to stop, then waits for the open ones to finish their requests.
+pub async fn accept(listener: TcpListener, mut stop: watch::Receiver<bool>, state: Arc<State>) {
+    let mut h2 = http2::Builder::new(TokioExecutor::new());
+    h2.timer(TokioTimer::new());
+    // Each connection holds a sender; the channel closes when the last one has ended.
+    let (open, mut all_closed) = mpsc::channel::<()>(1);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let _ = stream.set_nodelay(true);
+                let (state, stop, h2, open) = (state.clone(), stop.clone(), h2.clone(), open.clone());
+                tokio::spawn(async move {
+                    serve(stream, state, h2, stop).await;
+                    drop(open);
+                });
+            }
+            _ = stop.changed() => break,
+        }
+    }
+    drop(listener);
+    drop(open);
+    let _ = all_closed.recv().await;
+}
+
+/// Tells the protocol from the first bytes and serves the connection with it.
+async fn serve(
+    mut stream: TcpStream,
+    state: Arc<State>,
+    h2: http2::Builder<TokioExecutor>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut first = BytesMut::new();
+    loop {
+        let seen = first.len().min(PREFACE.len());
+        if first[..seen] != PREFACE[..seen] {
+            break;
+        }
+        if seen == PREFACE.len() {
+            let io = TokioIo::new(Rewound { first: first.freeze(), io: stream });
+            let service = service_fn(move |req: Request<Incoming>| proxy::serve(state.clone(), req));
+            let conn = h2.serve_connection(io, service);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => return,
+                _ = stop.changed() => conn.as_mut().graceful_shutdown(),
+            }
+            let _ = conn.await;
+            return;
+        }
+        let read = tokio::select! {
+            read = tokio::time::timeout(h1server::IDLE_TIMEOUT, poll_fn(|cx| poll_read(&mut stream, &mut first, cx))) => read,
+            _ = stop.changed() => return,
+        };
+        match read {
+            Ok(Ok(n)) if n > 0 => {}
+            _ => return,
+        }
+    }
+    let service = |req: Request<RequestBody>| proxy::serve(state.clone(), req);
+    h1server::serve(stream, first, service, stop).await;
+}
+
+/// A connection whose first bytes were read to tell its protocol, giving them again first.
+struct Rewound {
+    first: Bytes,
+    io: TcpStream,
+}
+
+impl AsyncRead for Rewound {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        if self.first.is_empty() {
+            return Pin::new(&mut self.io).poll_read(cx, buf);
+        }
+        let n = self.first.len().min(buf.remaining());
+        buf.put_slice(&self.first[..n]);
+        self.first.advance(n);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for Rewound {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, data)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, data)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
