@@ -59,8 +59,10 @@ async fn http1_split_is_exact_and_every_answer_has_a_prediction_id() {
     assert_eq!(log.iter().filter(|l| l["type"] == "prediction").count(), 401);
 }
 
+/// REST over HTTP/2 reaches the backend over HTTP/1.1, which every model server's REST port speaks; gRPC keeps
+/// HTTP/2 (below).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn http2_prior_knowledge_is_proxied_over_http2() {
+async fn http2_prior_knowledge_is_proxied_to_the_backend_over_http1() {
     let a = named("a", json!({})).await;
     let r = TestRouter::start(&format!(
         "backends: [{{name: a, address: '{a}', weight: 1}}]\npredictionLog: {{destination: none}}\n"
@@ -70,7 +72,8 @@ async fn http2_prior_knowledge_is_proxied_over_http2() {
     for _ in 0..20 {
         let (status, headers, body) = post(&client, &r.url("/predict"), &[], r#"{"x":1}"#).await;
         assert_eq!(status, 200);
-        assert_eq!(headers["seen-version"], "HTTP/2.0");
+        assert_eq!(headers["seen-version"], "HTTP/1.1");
+        assert_eq!(headers["seen-host"], r.url("").trim_start_matches("http://"), "the host is the :authority");
         assert!(headers.contains_key("x-prediction-id"));
         assert_eq!(body_json(&body)["backend"], "a");
     }
@@ -80,6 +83,7 @@ async fn http2_prior_knowledge_is_proxied_over_http2() {
 async fn grpc_answers_pass_through_with_their_trailers() {
     let grpc = upstream(|req: Request<Incoming>| async move {
         assert_eq!(req.headers()["te"], "trailers", "te: trailers reaches the backend");
+        assert_eq!(req.version(), http::Version::HTTP_2, "gRPC goes to the backend over HTTP/2");
         let body = req.into_body().collect().await.unwrap().to_bytes();
         let mut trailers = HeaderMap::new();
         trailers.insert("grpc-status", "0".parse().unwrap());

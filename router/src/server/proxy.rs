@@ -79,7 +79,10 @@ where
     let (mut parts, body) = req.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     parts.headers.insert(PREDICTION_ID, id_header.clone());
-    let h2 = parts.version == Version::HTTP_2;
+    let h2 = grpc_over_h2(&parts);
+    if !h2 && parts.version == Version::HTTP_2 {
+        http2_fields_for_http1(&mut parts);
+    }
     let path_and_query = parts.uri.path_and_query().cloned().unwrap_or_else(|| "/".parse().expect("a valid path"));
 
     // Which shadows get a copy: sampled, small enough, and under their concurrency cap, decided now.
@@ -343,6 +346,37 @@ impl Record for PredictionRecord {
     }
 }
 
+/// Whether a request goes to its backend over HTTP/2: a gRPC request (which needs HTTP/2's trailers and streams)
+/// that came over HTTP/2. Anything else goes over HTTP/1.1, which every model server's REST port speaks (uvicorn,
+/// which serves KServe's Python model servers, MLServer and BentoML, speaks no HTTP/2), as nginx and Istio do for a port that is
+/// not declared gRPC. gRPC-Web (`application/grpc-web`) is made for HTTP/1.1 and goes over it.
+pub fn grpc_over_h2(parts: &http::request::Parts) -> bool {
+    parts.version == Version::HTTP_2
+        && parts.headers.get(header::CONTENT_TYPE).is_some_and(|v| {
+            let v = v.as_bytes();
+            v.len() >= 16
+                && v[..16].eq_ignore_ascii_case(b"application/grpc")
+                && matches!(v.get(16), None | Some(b'+' | b';'))
+        })
+}
+
+/// What an HTTP/2 request needs to go on over HTTP/1.1 (RFC 9113 §8.3.1 and §8.2.3): a `host` header from its
+/// `:authority`, and its `cookie` fields, which HTTP/2 may send one per cookie, joined into one.
+pub fn http2_fields_for_http1(parts: &mut http::request::Parts) {
+    if !parts.headers.contains_key(header::HOST)
+        && let Some(host) = parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    {
+        parts.headers.insert(header::HOST, host);
+    }
+    let cookies = parts.headers.get_all(header::COOKIE);
+    if cookies.iter().nth(1).is_some() {
+        let joined: Vec<&[u8]> = cookies.iter().map(HeaderValue::as_bytes).collect();
+        if let Ok(one) = HeaderValue::from_bytes(&joined.join(&b"; "[..])) {
+            parts.headers.insert(header::COOKIE, one);
+        }
+    }
+}
+
 /// `keep-alive` and `proxy-connection`, which `http` has no constants for.
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
@@ -395,6 +429,48 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_grpc_over_http2_goes_to_the_backend_over_http2() {
+        let cases = [
+            (Version::HTTP_2, Some("application/grpc"), true),
+            (Version::HTTP_2, Some("application/grpc+proto"), true),
+            (Version::HTTP_2, Some("Application/GRPC; charset=x"), true),
+            (Version::HTTP_2, Some("application/grpc-web"), false),
+            (Version::HTTP_2, Some("application/grpcx"), false),
+            (Version::HTTP_2, Some("application/json"), false),
+            (Version::HTTP_2, None, false),
+            (Version::HTTP_11, Some("application/grpc"), false),
+        ];
+        for (version, content_type, want) in cases {
+            let mut req = Request::post("/p").version(version);
+            if let Some(t) = content_type {
+                req = req.header(header::CONTENT_TYPE, t);
+            }
+            let parts = req.body(()).unwrap().into_parts().0;
+            assert_eq!(grpc_over_h2(&parts), want, "{version:?} {content_type:?}");
+        }
+    }
+
+    #[test]
+    fn an_http2_request_gets_a_host_and_one_cookie_line_for_http1() {
+        let mut parts = Request::post("http://models:8080/p")
+            .version(Version::HTTP_2)
+            .header(header::COOKIE, "a=1")
+            .header(header::COOKIE, "b=2")
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0;
+        http2_fields_for_http1(&mut parts);
+        assert_eq!(parts.headers[header::HOST], "models:8080");
+        let cookies: Vec<_> = parts.headers.get_all(header::COOKIE).iter().collect();
+        assert_eq!(cookies, ["a=1; b=2"]);
+        // A host the client sent is kept.
+        let mut parts = Request::get("http://models/p").header(header::HOST, "mine").body(()).unwrap().into_parts().0;
+        http2_fields_for_http1(&mut parts);
+        assert_eq!(parts.headers[header::HOST], "mine");
+    }
 
     #[test]
     fn hop_by_hop_headers_go_and_te_trailers_stays() {

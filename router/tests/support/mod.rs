@@ -82,6 +82,7 @@ pub async fn named(name: &'static str, extra: Value) -> SocketAddr {
         let extra = extra.clone();
         async move {
             let seen_id = req.headers().get("x-prediction-id").cloned();
+            let seen_host = req.headers().get("host").cloned();
             let version = format!("{:?}", req.version());
             let mut doc = serde_json::json!({"backend": name});
             if let (Value::Object(d), Value::Object(e)) = (&mut doc, extra) {
@@ -92,6 +93,9 @@ pub async fn named(name: &'static str, extra: Value) -> SocketAddr {
                 r.headers_mut().insert("seen-prediction-id", id);
             }
             r.headers_mut().insert("seen-version", version.parse().unwrap());
+            if let Some(host) = seen_host {
+                r.headers_mut().insert("seen-host", host);
+            }
             r
         }
     })
