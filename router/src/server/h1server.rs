@@ -37,12 +37,22 @@ use super::h1wire::{
 };
 use super::lock;
 
-/// How long a client may take to send a whole request head once it has begun.
-const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a connection may stay idle between requests (nginx's `keepalive_timeout` default).
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(75);
-/// How long a connection closed on a client that may still be sending is read (and what arrives dropped) first.
-const LINGER: Duration = Duration::from_secs(5);
+/// How long a client connection may wait for what.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// Between requests (75 s: nginx's `keepalive_timeout` default).
+    pub idle: Duration,
+    /// For a whole request head once it has begun (30 s).
+    pub head: Duration,
+    /// Reading (and dropping) what a client still sends to a connection being closed (5 s).
+    pub linger: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Timeouts {
+        Timeouts { idle: Duration::from_secs(75), head: Duration::from_secs(30), linger: Duration::from_secs(5) }
+    }
+}
 /// The interim answer to `expect: 100-continue`.
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
@@ -311,8 +321,13 @@ impl std::fmt::Debug for RequestBody {
 
 /// Serves one client connection until it closes, fails, idles out, or `stop` says the router is stopping (an idle
 /// connection closes at once, a busy one after its answer). `read` holds what was already read from it.
-pub async fn serve<S, F, B>(stream: TcpStream, read: BytesMut, service: S, mut stop: watch::Receiver<bool>)
-where
+pub async fn serve<S, F, B>(
+    stream: TcpStream,
+    read: BytesMut,
+    service: S,
+    mut stop: watch::Receiver<bool>,
+    timeouts: Timeouts,
+) where
     S: Fn(Request<RequestBody>) -> F,
     F: Future<Output = Result<Response<B>, Infallible>>,
     B: Body<Data = Bytes> + Unpin,
@@ -322,7 +337,7 @@ where
     let writer = Arc::new(writer);
     let mut reader = Reader { io, buf: read };
     let mut out = Vec::with_capacity(1024);
-    let timer = tokio::time::sleep(IDLE_TIMEOUT);
+    let timer = tokio::time::sleep(timeouts.idle);
     tokio::pin!(timer);
     loop {
         if *stop.borrow() && reader.buf.is_empty() {
@@ -330,7 +345,7 @@ where
         }
         let idle = reader.buf.is_empty();
         let head = tokio::select! {
-            head = read_head(&mut reader, timer.as_mut()) => head,
+            head = read_head(&mut reader, timer.as_mut(), &timeouts) => head,
             _ = stop.changed(), if idle => return,
         };
         let head = match head {
@@ -340,7 +355,7 @@ where
                 let _ = write_all(&*writer, &refusal_bytes(&refusal)).await;
                 // What the client sends after its refused request (the rest of a huge head) must not reset the
                 // connection before the refusal has been read.
-                linger(&writer, reader).await;
+                linger(&writer, reader, timeouts.linger).await;
                 return;
             }
         };
@@ -374,7 +389,7 @@ where
                 Ok((reader, true)) => reader,
                 // The body was not read to its end (the backend answered without it): what follows on the
                 // connection cannot be told apart from the rest of it, and the client may still be sending it.
-                Ok((reader, false)) => return linger(&writer, reader).await,
+                Ok((reader, false)) => return linger(&writer, reader, timeouts.linger).await,
                 // Still being read (by a shadow's copy) or failed: closed by whoever holds it.
                 Err(_) => return,
             },
@@ -384,9 +399,17 @@ where
 
 /// Reads until a request head is complete: `None` when the client closed or idled out first, or went silent
 /// mid-head (408 would then be written, though the client is likely gone).
-async fn read_head(reader: &mut Reader, mut timer: Pin<&mut Sleep>) -> Result<Option<Head>, Refusal> {
+///
+/// `timer` is the connection's; it is moved earlier only when it would fire too late, and when it fires early (set
+/// for an earlier wait) it is moved to this wait's limit then, about once per idle period, so that a request does
+/// not move it.
+async fn read_head(
+    reader: &mut Reader,
+    mut timer: Pin<&mut Sleep>,
+    timeouts: &Timeouts,
+) -> Result<Option<Head>, Refusal> {
     let mut begun = !reader.buf.is_empty();
-    timer.as_mut().reset(Instant::now() + if begun { HEAD_TIMEOUT } else { IDLE_TIMEOUT });
+    let mut limit = None;
     loop {
         if !reader.buf.is_empty() {
             if let Some(head) = parse_request(&mut reader.buf)? {
@@ -397,16 +420,28 @@ async fn read_head(reader: &mut Reader, mut timer: Pin<&mut Sleep>) -> Result<Op
             }
             if !begun {
                 begun = true;
-                timer.as_mut().reset(Instant::now() + HEAD_TIMEOUT);
+                limit = None;
             }
         }
-        let read = poll_fn(|cx| match poll_read(&mut reader.io, &mut reader.buf, cx) {
-            Poll::Pending => timer.as_mut().poll(cx).map(|()| None),
-            Poll::Ready(read) => Poll::Ready(Some(read)),
+        let until = *limit.get_or_insert_with(|| Instant::now() + if begun { timeouts.head } else { timeouts.idle });
+        if timer.deadline() > until {
+            timer.as_mut().reset(until);
+        }
+        let read = poll_fn(|cx| {
+            loop {
+                if let Poll::Ready(read) = poll_read(&mut reader.io, &mut reader.buf, cx) {
+                    return Poll::Ready(Some(read));
+                }
+                ready!(timer.as_mut().poll(cx));
+                if Instant::now() >= until {
+                    return Poll::Ready(None);
+                }
+                timer.as_mut().reset(until);
+            }
         })
         .await;
         match read {
-            None if begun => return Err(refuse(StatusCode::REQUEST_TIMEOUT, "the request head took over 30 s")),
+            None if begun => return Err(refuse(StatusCode::REQUEST_TIMEOUT, "the request head took too long")),
             None | Some(Ok(0)) | Some(Err(_)) => return Ok(None),
             Some(Ok(_)) => {}
         }
@@ -414,9 +449,9 @@ async fn read_head(reader: &mut Reader, mut timer: Pin<&mut Sleep>) -> Result<Op
 }
 
 /// Closes a connection whose client may still be sending: the write side is shut first, then what arrives is
-/// read and dropped until the client closes (at most [`LINGER`]). Closing a socket with unread data resets the
+/// read and dropped until the client closes (at most `time`). Closing a socket with unread data resets the
 /// connection, which can discard the answer before the client has read it.
-async fn linger(writer: &OwnedWriteHalf, mut reader: Reader) {
+async fn linger(writer: &OwnedWriteHalf, mut reader: Reader, time: Duration) {
     let _ = socket2::SockRef::from(writer.as_ref()).shutdown(std::net::Shutdown::Write);
     let drain = async {
         loop {
@@ -427,7 +462,7 @@ async fn linger(writer: &OwnedWriteHalf, mut reader: Reader) {
             }
         }
     };
-    let _ = tokio::time::timeout(LINGER, drain).await;
+    let _ = tokio::time::timeout(time, drain).await;
 }
 
 /// What the answer's framing depends on in the request.
@@ -582,13 +617,17 @@ mod tests {
 
     /// A server on a loopback port, and what stops it.
     async fn server() -> (SocketAddr, watch::Sender<bool>) {
+        server_with(Timeouts::default()).await
+    }
+
+    async fn server_with(timeouts: Timeouts) -> (SocketAddr, watch::Sender<bool>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = watch::channel(false);
         tokio::spawn(async move {
             loop {
                 let (stream, _) = listener.accept().await.unwrap();
-                tokio::spawn(serve(stream, BytesMut::new(), echo, stopped.clone()));
+                tokio::spawn(serve(stream, BytesMut::new(), echo, stopped.clone(), timeouts));
             }
         });
         (addr, stop)
@@ -801,6 +840,35 @@ mod tests {
         )
         .await;
         assert_eq!(split_answers(&got).len(), 2, "{got}");
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_is_closed_after_the_idle_time_since_its_last_request_and_a_slow_head_gets_408() {
+        let idle = Duration::from_secs(1);
+        let (addr, _stop) =
+            server_with(Timeouts { idle, head: Duration::from_millis(300), ..Timeouts::default() }).await;
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let mut answer = [0u8; 12];
+        for _ in 0..2 {
+            stream.write_all(b"GET /a HTTP/1.1\r\n\r\n").await.unwrap();
+            stream.read_exact(&mut answer).await.unwrap();
+            assert_eq!(&answer, b"HTTP/1.1 200");
+            let mut rest = [0u8; 4096];
+            let _ = stream.read(&mut rest).await.unwrap();
+            // The second request comes after more than half the idle time: the connection's timer, set when it
+            // opened, fires before the second wait is over, and must not close it then.
+            tokio::time::sleep(idle * 5 / 8).await;
+        }
+        let mut byte = [0u8; 1];
+        let early = tokio::time::timeout(Duration::from_millis(200), stream.read(&mut byte)).await;
+        assert!(early.is_err(), "closed before its idle time since the last request: {early:?}");
+        read_to_close(&mut stream).await;
+
+        // A head begun and not finished: 408 after the head time (200 ms), not the idle time (1 s).
+        let begun = std::time::Instant::now();
+        let got = exchange(addr, &[b"GET / HTTP/1.1\r\nhost: slow"]).await;
+        assert!(got.starts_with("HTTP/1.1 408 Request Timeout\r\n"), "{got}");
+        assert!(begun.elapsed() < Duration::from_millis(800), "408 after {:?}", begun.elapsed());
     }
 
     #[tokio::test]

@@ -76,7 +76,7 @@ async fn serve(
             return;
         }
         let read = tokio::select! {
-            read = tokio::time::timeout(h1server::IDLE_TIMEOUT, poll_fn(|cx| poll_read(&mut stream, &mut first, cx))) => read,
+            read = tokio::time::timeout(h1server::Timeouts::default().idle, poll_fn(|cx| poll_read(&mut stream, &mut first, cx))) => read,
             _ = stop.changed() => return,
         };
         match read {
@@ -85,7 +85,7 @@ async fn serve(
         }
     }
     let service = |req: Request<RequestBody>| proxy::serve(state.clone(), req);
-    h1server::serve(stream, first, service, stop).await;
+    h1server::serve(stream, first, service, stop, h1server::Timeouts::default()).await;
 }
 
 /// A connection whose first bytes were read to tell its protocol, giving them again first.
