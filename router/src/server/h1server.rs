@@ -339,14 +339,21 @@ pub async fn serve<S, F, B>(
     let mut out = Vec::with_capacity(1024);
     let timer = tokio::time::sleep(timeouts.idle);
     tokio::pin!(timer);
+    // One wait for the stop for the whole connection, not one a request (each registers with the channel).
+    let stopping = stop.clone();
+    let stopped = async move {
+        let _ = stop.changed().await;
+    };
+    tokio::pin!(stopped);
     loop {
-        if *stop.borrow() && reader.buf.is_empty() {
+        if *stopping.borrow() && reader.buf.is_empty() {
             return;
         }
         let idle = reader.buf.is_empty();
         let head = tokio::select! {
             head = read_head(&mut reader, timer.as_mut(), &timeouts) => head,
-            _ = stop.changed(), if idle => return,
+            // Polled only while idle, and the connection ends when it completes: never polled after that.
+            () = &mut stopped, if idle => return,
         };
         let head = match head {
             Ok(Some(head)) => head,
@@ -379,7 +386,7 @@ pub async fn serve<S, F, B>(
                 *state = Expect::Skipped;
             }
         }
-        let closing = !asked.keep_alive || *stop.borrow();
+        let closing = !asked.keep_alive || *stopping.borrow();
         if !write_response(&writer, &mut out, response, &asked, closing).await || closing {
             return;
         }
