@@ -387,19 +387,18 @@ pub async fn serve<S, F, B>(
             }
         }
         let closing = !asked.keep_alive || *stopping.borrow();
-        if !write_response(&writer, &mut out, response, &asked, closing).await || closing {
-            return;
-        }
-        reader = match back {
-            Ok(reader) => reader,
-            Err(mut rx) => match rx.try_recv() {
-                Ok((reader, true)) => reader,
-                // The body was not read to its end (the backend answered without it): what follows on the
-                // connection cannot be told apart from the rest of it, and the client may still be sending it.
-                Ok((reader, false)) => return linger(&writer, reader, timeouts.linger).await,
-                // Still being read (by a shadow's copy) or failed: closed by whoever holds it.
-                Err(_) => return,
-            },
+        let kept = write_response(&writer, &mut out, response, &asked, closing).await && !closing;
+        let returned = match back {
+            Ok(reader) => Some((reader, true)),
+            Err(mut rx) => rx.try_recv().ok(),
+        };
+        reader = match returned {
+            Some((reader, true)) if kept => reader,
+            // The body was not read to its end (the backend answered without it): what follows on the connection
+            // cannot be told apart from the rest of it, and the client may still be sending it.
+            Some((reader, false)) => return linger(&writer, reader, timeouts.linger).await,
+            // Closing; or the body is still being read (by a shadow's copy) or failed: closed by whoever holds it.
+            _ => return,
         };
     }
 }
@@ -799,16 +798,20 @@ mod tests {
     async fn an_answer_sent_before_the_body_was_read_reaches_the_client_whole() {
         let (addr, _stop) = server().await;
         // The client is still sending when the answer is done, and reads it only later: a close with its bytes
-        // unread would reset the connection and discard what of the answer is still in the send buffer.
-        let mut stream = TcpStream::connect(addr).await.unwrap();
-        stream.write_all(b"POST /big HTTP/1.1\r\ncontent-length: 10000000\r\n\r\n").await.unwrap();
-        stream.write_all(&vec![b'x'; 64 << 10]).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let got = read_to_close(&mut stream).await;
-        let answers = split_answers(&got);
-        assert_eq!(answers.len(), 1, "{}", &got[..200.min(got.len())]);
-        assert!(answers[0].0.contains("content-length: 16777216"), "{}", answers[0].0);
-        assert_eq!(answers[0].1.len(), 16 << 20);
+        // unread would reset the connection and discard what of the answer is still in the send buffer. Whether
+        // the client asked to close or not.
+        for connection in ["", "connection: close\r\n"] {
+            let mut stream = TcpStream::connect(addr).await.unwrap();
+            let head = format!("POST /big HTTP/1.1\r\ncontent-length: 10000000\r\n{connection}\r\n");
+            stream.write_all(head.as_bytes()).await.unwrap();
+            stream.write_all(&vec![b'x'; 64 << 10]).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let got = read_to_close(&mut stream).await;
+            let answers = split_answers(&got);
+            assert_eq!(answers.len(), 1, "{}", &got[..200.min(got.len())]);
+            assert!(answers[0].0.contains("content-length: 16777216"), "{}", answers[0].0);
+            assert_eq!(answers[0].1.len(), 16 << 20, "{connection:?}");
+        }
     }
 
     #[tokio::test]
