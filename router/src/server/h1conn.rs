@@ -21,8 +21,8 @@ use hyper::body::{Body, Frame, SizeHint};
 use tokio::net::TcpStream;
 
 use super::h1wire::{
-    Chunk, Decoder, FieldRanges, Framing, MAX_HEAD, MAX_HEADERS, Sent, Step, connection_close, content_length,
-    field_ranges, has_token, header_map, invalid, is_framing, poll_read, write_body, write_fields, write_framing,
+    Chunk, Decoder, FieldRanges, Framing, MAX_HEAD, MAX_HEADERS, Sent, connection_close, content_length, field_ranges,
+    has_token, header_map, invalid, is_framing, poll_read, write_body, write_fields, write_framing,
 };
 
 /// What the backend sent wrong, as an error.
@@ -265,15 +265,9 @@ impl Answer {
         }
     }
 
-    /// Decodes what the buffer holds, without reading.
-    fn step(&mut self) -> io::Result<Step> {
-        let Some(conn) = self.conn.as_mut() else { return Ok(Step::End) };
-        self.decoder.step(&mut conn.buf).map_err(backend_sent)
-    }
-
-    /// After data went out: when the rest of the body is already in the buffer and is only its end (the last
-    /// chunk), reads it now, so that the body says it has ended and a server that stops at that hands the
-    /// connection back.
+    /// Right after the head: when the whole body is already in the buffer and is only its end (no body, or the last
+    /// chunk), reads it now, so that the body says it has ended and a server that stops at that hands the connection
+    /// back. After data, [`Decoder::frame`] does the same.
     fn look_ahead(&mut self) {
         if let Some(conn) = self.conn.as_mut()
             && self.decoder.ends_in(&mut conn.buf)
@@ -310,23 +304,17 @@ impl Body for Answer {
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         let this = self.get_mut();
         loop {
-            match this.step() {
-                Err(e) => return this.fail(e),
-                Ok(Step::Data(data)) => {
-                    this.look_ahead();
-                    return Poll::Ready(Some(Ok(Frame::data(data))));
-                }
-                Ok(Step::Trailers(trailers)) => {
-                    this.finish();
-                    return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
-                }
-                Ok(Step::End) => {
-                    this.finish();
-                    return Poll::Ready(None);
-                }
-                Ok(Step::NeedMore) => {}
-            }
             let Some(conn) = this.conn.as_mut() else { return Poll::Ready(None) };
+            match this.decoder.frame(&mut conn.buf) {
+                Err(what) => return this.fail(backend_sent(what)),
+                Ok(Some(frame)) => {
+                    if this.decoder == Decoder::Ended {
+                        this.finish();
+                    }
+                    return Poll::Ready(frame.map(Ok));
+                }
+                Ok(None) => {}
+            }
             match ready!(poll_read(&mut conn.io, &mut conn.buf, cx)) {
                 Err(e) => return this.fail(e),
                 Ok(0) if this.decoder == Decoder::UntilClose => {

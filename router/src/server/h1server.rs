@@ -32,7 +32,7 @@ use tokio::sync::{oneshot, watch};
 use tokio::time::{Instant, Sleep};
 
 use super::h1wire::{
-    Decoder, Framing, MAX_HEAD, MAX_HEADERS, Step, connection_close, content_length, field_ranges, has_token,
+    Chunk, Decoder, Framing, MAX_HEAD, MAX_HEADERS, connection_close, content_length, field_ranges, has_token,
     header_map, invalid, is_framing, poll_read, write_all, write_body, write_fields, write_framing,
 };
 use super::lock;
@@ -217,7 +217,9 @@ impl RequestBody {
                 return (RequestBody(Inner::Whole(Some(data))), Ok(reader));
             }
             Framing::Length(n) => Decoder::Length(n),
-            Framing::Chunked | Framing::UntilClose => Decoder::Chunked(super::h1wire::Chunk::Size),
+            Framing::Chunked => Decoder::Chunked(Chunk::Size),
+            // Not a request's framing (`parse_request` never gives it), mapped as it reads.
+            Framing::UntilClose => Decoder::UntilClose,
         };
         let (tx, rx) = oneshot::channel();
         let streaming = Streaming { reader: Some(reader), decoder, back: Some(tx), expect };
@@ -241,23 +243,15 @@ impl Streaming {
     fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         loop {
             let Some(reader) = self.reader.as_mut() else { return Poll::Ready(None) };
-            match self.decoder.step(&mut reader.buf) {
+            match self.decoder.frame(&mut reader.buf) {
                 Err(what) => return self.fail(invalid(format!("the client sent {what}"))),
-                Ok(Step::Data(data)) => {
-                    if self.decoder.ends_in(&mut reader.buf) {
+                Ok(Some(frame)) => {
+                    if self.decoder == Decoder::Ended {
                         self.give_back();
                     }
-                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                    return Poll::Ready(frame.map(Ok));
                 }
-                Ok(Step::Trailers(trailers)) => {
-                    self.give_back();
-                    return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
-                }
-                Ok(Step::End) => {
-                    self.give_back();
-                    return Poll::Ready(None);
-                }
-                Ok(Step::NeedMore) => {}
+                Ok(None) => {}
             }
             if let Some(expect) = self.expect.take()
                 && let Err(e) = expect.send()

@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use hyper::body::Body;
+use hyper::body::{Body, Frame};
 use tokio::io::AsyncRead;
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
@@ -172,7 +172,7 @@ pub enum Decoder {
 }
 
 /// What the buffer gives without reading more.
-pub enum Step {
+enum Step {
     /// Body data.
     Data(Bytes),
     /// The trailers, which end the body.
@@ -184,8 +184,24 @@ pub enum Step {
 }
 
 impl Decoder {
+    /// The next frame `buf` holds, without reading: `Some(Some(_))` data or the trailers, `Some(None)` the body's
+    /// end, `None` when more bytes are needed; on malformed framing, what was wrong. After data, when the rest of the
+    /// body in `buf` is only its end, that is consumed too, so that [`Decoder::Ended`] says the body is over as its
+    /// last data goes out (and a connection can go back at once).
+    pub fn frame(&mut self, buf: &mut BytesMut) -> Result<Option<Option<Frame<Bytes>>>, &'static str> {
+        Ok(match self.step(buf)? {
+            Step::Data(data) => {
+                self.ends_in(buf);
+                Some(Some(Frame::data(data)))
+            }
+            Step::Trailers(trailers) => Some(Some(Frame::trailers(trailers))),
+            Step::End => Some(None),
+            Step::NeedMore => None,
+        })
+    }
+
     /// Decodes what `buf` holds, without reading; on malformed framing, says what was wrong.
-    pub fn step(&mut self, buf: &mut BytesMut) -> Result<Step, &'static str> {
+    fn step(&mut self, buf: &mut BytesMut) -> Result<Step, &'static str> {
         loop {
             match *self {
                 Decoder::Ended | Decoder::Length(0) => {

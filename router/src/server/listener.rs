@@ -57,6 +57,7 @@ async fn serve(
     h2: http2::Builder<TokioExecutor>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let timeouts = h1server::Timeouts::default();
     let mut first = BytesMut::new();
     loop {
         let seen = first.len().min(PREFACE.len());
@@ -75,8 +76,9 @@ async fn serve(
             let _ = conn.await;
             return;
         }
+        let read = poll_fn(|cx| poll_read(&mut stream, &mut first, cx));
         let read = tokio::select! {
-            read = tokio::time::timeout(h1server::Timeouts::default().idle, poll_fn(|cx| poll_read(&mut stream, &mut first, cx))) => read,
+            read = tokio::time::timeout(timeouts.idle, read) => read,
             _ = stop.changed() => return,
         };
         match read {
@@ -85,7 +87,7 @@ async fn serve(
         }
     }
     let service = |req: Request<RequestBody>| proxy::serve(state.clone(), req);
-    h1server::serve(stream, first, service, stop, h1server::Timeouts::default()).await;
+    h1server::serve(stream, first, service, stop, timeouts).await;
 }
 
 /// A connection whose first bytes were read to tell its protocol, giving them again first.

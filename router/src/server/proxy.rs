@@ -348,8 +348,8 @@ impl Record for PredictionRecord {
 
 /// Whether a request goes to its backend over HTTP/2: a gRPC request (which needs HTTP/2's trailers and streams)
 /// that came over HTTP/2. Anything else goes over HTTP/1.1, which every model server's REST port speaks (uvicorn,
-/// which serves KServe's Python model servers, MLServer and BentoML, speaks no HTTP/2), as nginx and Istio do for a port that is
-/// not declared gRPC. gRPC-Web (`application/grpc-web`) is made for HTTP/1.1 and goes over it.
+/// which serves KServe's Python model servers, MLServer and BentoML, speaks no HTTP/2), as nginx and Istio do for a
+/// port that is not declared gRPC. gRPC-Web (`application/grpc-web`) is made for HTTP/1.1 and goes over it.
 pub fn grpc_over_h2(parts: &http::request::Parts) -> bool {
     parts.version == Version::HTTP_2
         && parts.headers.get(header::CONTENT_TYPE).is_some_and(|v| {
