@@ -23,7 +23,7 @@ use std::task::{Context, Poll, ready};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
-use http::header;
+use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::net::TcpStream;
@@ -508,7 +508,7 @@ where
     write_fields(out, parts.headers.iter().filter(|(name, _)| keep(name)));
     if !parts.headers.contains_key(header::DATE) {
         out.extend_from_slice(b"date: ");
-        with_date(|date| out.extend_from_slice(date));
+        with_date(|date| out.extend_from_slice(date.as_bytes()));
         out.extend_from_slice(b"\r\n");
     }
     write_framing(out, framing);
@@ -539,20 +539,26 @@ fn refusal_bytes(refusal: &Refusal) -> Vec<u8> {
 
 thread_local! {
     /// The `date` header's value, formatted once a second.
-    static DATE: RefCell<(u64, Vec<u8>)> = const { RefCell::new((0, Vec::new())) };
+    static DATE: RefCell<(u64, HeaderValue)> = const { RefCell::new((0, HeaderValue::from_static(""))) };
 }
 
 /// Calls `f` with the current time as an HTTP date.
-fn with_date(f: impl FnOnce(&[u8])) {
+fn with_date<T>(f: impl FnOnce(&HeaderValue) -> T) -> T {
     let now = SystemTime::now();
     let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     DATE.with_borrow_mut(|(at, date)| {
         if *at != second || date.is_empty() {
             *at = second;
-            *date = httpdate::fmt_http_date(now).into_bytes();
+            *date =
+                HeaderValue::try_from(httpdate::fmt_http_date(now)).unwrap_or_else(|_| HeaderValue::from_static(""));
         }
-        f(date);
-    });
+        f(date)
+    })
+}
+
+/// The current time as a `date` header's value (for the answers that have none).
+pub fn date_value() -> HeaderValue {
+    with_date(HeaderValue::clone)
 }
 
 #[cfg(test)]

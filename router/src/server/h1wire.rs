@@ -386,7 +386,10 @@ pub struct Sent {
 }
 
 /// Writes `out` (the head) and the body, framed as `framing`. Body frames that are ready at once go out in the
-/// same write as the head. Trailers are written only in a chunked body. Stops early when the sink says so.
+/// same write as the head; so does a body of a known length under [`COPY_LIMIT`], which is waited for whole (a
+/// client over HTTP/2 often sends a request's body a moment after its head: the backend then reads one write, not
+/// two, as from nginx, which buffers a request body before it sends it on). Trailers are written only in a chunked
+/// body. Stops early when the sink says so.
 pub async fn write_body<B>(
     io: &impl Sink,
     out: &mut Vec<u8>,
@@ -402,10 +405,12 @@ where
     let fail = |error: io::Error, taken: bool| WriteError { error, taken };
     let stopped = |taken: bool| Ok(Sent { taken, whole: false });
     let mut ended = framing == Framing::Empty || body.is_end_stream();
+    let hold = matches!(framing, Framing::Length(n) if n < COPY_LIMIT as u64);
     while !ended {
-        // The next frame; when none is ready and there is something to write, write it first.
+        // The next frame; when none is ready and there is something to write, write it first (unless the body is
+        // a short one, waited for whole).
         let next = poll_fn(|cx| match Pin::new(&mut *body).poll_frame(cx) {
-            Poll::Pending if !out.is_empty() => Poll::Ready(None),
+            Poll::Pending if !out.is_empty() && !hold => Poll::Ready(None),
             Poll::Pending => Poll::Pending,
             Poll::Ready(frame) => Poll::Ready(Some(frame)),
         })
@@ -474,4 +479,87 @@ where
     }
     let whole = write_all(io, out).await.map_err(|e| fail(e, taken))?;
     Ok(Sent { taken, whole })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use hyper::body::SizeHint;
+    use tokio::sync::oneshot;
+
+    use super::*;
+
+    /// Keeps every write apart.
+    #[derive(Default)]
+    struct Writes(RefCell<Vec<Vec<u8>>>);
+
+    impl Sink for Writes {
+        fn try_write(&self, data: &[u8]) -> io::Result<usize> {
+            self.0.borrow_mut().push(data.to_vec());
+            Ok(data.len())
+        }
+
+        async fn room(&self) -> io::Result<bool> {
+            Ok(true)
+        }
+    }
+
+    /// A body of a known length whose one chunk comes only when told to.
+    struct Later {
+        go: Option<oneshot::Receiver<()>>,
+        data: Option<Bytes>,
+        len: u64,
+    }
+
+    impl Body for Later {
+        type Data = Bytes;
+        type Error = io::Error;
+
+        fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<io::Result<Frame<Bytes>>>> {
+            if let Some(go) = &mut self.go {
+                std::task::ready!(Pin::new(go).poll(cx)).ok();
+                self.go = None;
+            }
+            Poll::Ready(self.data.take().map(|d| Ok(Frame::data(d))))
+        }
+
+        fn is_end_stream(&self) -> bool {
+            self.go.is_none() && self.data.is_none()
+        }
+
+        fn size_hint(&self) -> SizeHint {
+            SizeHint::with_exact(self.len)
+        }
+    }
+
+    /// The writes `write_body` makes for a head and a body of `len` bytes that arrives after the first poll: those
+    /// made before the body came, and all.
+    async fn writes_for_a_late_body(len: usize) -> (usize, Vec<usize>) {
+        let (go, wait) = oneshot::channel();
+        let mut body = Later { go: Some(wait), data: Some(Bytes::from(vec![b'x'; len])), len: len as u64 };
+        let sink = Writes::default();
+        let mut out = b"POST / HTTP/1.1\r\ncontent-length: N\r\n\r\n".to_vec();
+        let head = out.len();
+        let write = write_body(&sink, &mut out, &mut body, Framing::Length(len as u64));
+        tokio::pin!(write);
+        let first = poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx).is_pending())).await;
+        assert!(first, "the body was not there yet");
+        let before = sink.0.borrow().len();
+        go.send(()).unwrap();
+        assert!(write.await.is_ok_and(|sent| sent.whole));
+        let sizes: Vec<usize> = sink.0.borrow().iter().map(Vec::len).collect();
+        assert_eq!(sizes.iter().sum::<usize>(), head + len);
+        (before, sizes)
+    }
+
+    #[tokio::test]
+    async fn a_short_body_that_comes_after_the_head_goes_out_in_the_same_write() {
+        assert_eq!(writes_for_a_late_body(34).await, (0, vec![34 + 38]));
+    }
+
+    #[tokio::test]
+    async fn a_long_body_does_not_hold_the_head_back() {
+        assert_eq!(writes_for_a_late_body(COPY_LIMIT).await, (1, vec![38, COPY_LIMIT]));
+    }
 }

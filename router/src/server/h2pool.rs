@@ -4,7 +4,7 @@
 //!
 //! Why not hyper's client: it sends a request's head, then waits until the connection has written it before it
 //! hands over the first bytes of the body, so every request with a body costs the backend two writes to read (and
-//! the router two to send). Here the first [`EAGER_BYTES`] of a body go into the same write as the head; only a
+//! the router two to send). Here the first [`EAGER_BYTES`](super::h2wire::EAGER_BYTES) of a body go into the same write as the head; only a
 //! longer body waits for the backend's flow-control window, chunk by chunk. The answer is read by the caller's task
 //! itself, with no task of its own in between (docs/router-benchmark.md, run 8).
 
@@ -14,21 +14,19 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, ready};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use h2::client::{self, SendRequest};
-use h2::{Reason, RecvStream, SendStream};
-use http::header::{self, HeaderMap, HeaderValue};
+use http::header::{self, HeaderValue};
 use http::uri::Authority;
 use http::{Method, Request, Response};
-use hyper::body::{Body, Frame, SizeHint};
-use tokio::sync::oneshot;
+use hyper::body::Body;
 
+use super::h2wire::{H2Body, Pipe, strip_connection_headers};
 use super::lock;
 use super::pool::{PoolError, dial};
-use super::proxy::strip_hop_by_hop;
 
 /// A connection not used for this long is closed and a new one opened for the next request (as hyper's pool did).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -36,10 +34,6 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// when the requests it carries are done. Behind a Kubernetes Service each connection reaches one pod, so this is
 /// how the router's HTTP/2 traffic moves onto pods added since (like Envoy's `max_connection_duration`).
 pub const MAX_AGE: Duration = Duration::from_secs(300);
-/// How much of a request body is handed to the connection without waiting for the backend's flow-control window:
-/// less than HTTP/2's default initial window (65,535 bytes), so it normally leaves at once; for a backend that
-/// announces a smaller window, the router holds at most this much until the window opens.
-pub const EAGER_BYTES: usize = 60 * 1024;
 /// Flow-control windows the router grants a backend's answers (hyper's client defaults).
 const STREAM_WINDOW: u32 = 2 * 1024 * 1024;
 const CONNECTION_WINDOW: u32 = 5 * 1024 * 1024;
@@ -108,21 +102,19 @@ impl H2Pool {
         let (response, tx) = sender.send_request(Request::from_parts(parts, ()), eos).map_err(PoolError::H2)?;
         let mut cancel = None;
         if !eos {
-            let mut pipe = Pipe { body, tx, waiting: None, eager: 0, cancelled: None };
+            let mut pipe = Pipe::new(body, tx);
             // Polled once here, before this task yields: the body already received (most requests to a model) is
             // then handed over before the connection's task writes the head, and goes out in the same write.
             let done = std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut pipe).poll(cx).is_ready())).await;
             if !done {
-                let (tx, rx) = oneshot::channel();
-                cancel = Some(tx);
-                pipe.cancelled = Some(rx);
+                cancel = Some(pipe.cancel_with_sender());
                 tokio::spawn(pipe);
             }
         }
         let response = response.await.map_err(PoolError::H2)?;
         let (parts, recv) = response.into_parts();
         let remaining = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok());
-        Ok(Response::from_parts(parts, H2Body { recv, data_done: false, remaining, _cancel: cancel }))
+        Ok(Response::from_parts(parts, H2Body::new(recv, remaining, cancel)))
     }
 
     /// Closes the connections to every address but these (after a configuration change).
@@ -213,160 +205,15 @@ async fn connect(authority: &Authority) -> Result<SendRequest<Bytes>, PoolError>
     Ok(sender)
 }
 
-/// Removes what HTTP/2 forbids (RFC 9113, section 8.2.2): the hop-by-hop headers ([`strip_hop_by_hop`]), and `te`
-/// unless it is exactly `trailers` (h2 refuses a request with any other value, `Trailers` included).
-fn strip_connection_headers(headers: &mut HeaderMap) {
-    strip_hop_by_hop(headers);
-    if headers.get(header::TE).is_some_and(|v| v != "trailers") {
-        headers.remove(header::TE);
-    }
-}
-
-/// Copies a request body into its stream: the first [`EAGER_BYTES`] at once, the rest as the backend's window
-/// opens. Stops, resetting the stream, when the body fails or the answer is no longer awaited.
-struct Pipe<B> {
-    body: B,
-    tx: SendStream<Bytes>,
-    /// A chunk waiting for window, and whether it ends the body.
-    waiting: Option<(Bytes, bool)>,
-    /// Bytes handed over without waiting for window so far.
-    eager: usize,
-    /// Closed when the caller stops waiting for the answer (set when the pipe goes on in a task of its own).
-    cancelled: Option<oneshot::Receiver<()>>,
-}
-
-impl<B> Future for Pipe<B>
-where
-    B: Body<Data = Bytes> + Unpin,
-    B::Error: Into<Box<dyn StdError + Send + Sync>>,
-{
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let me = &mut *self;
-        loop {
-            if let Some(c) = &mut me.cancelled
-                && Pin::new(c).poll(cx).is_ready()
-            {
-                me.tx.send_reset(Reason::CANCEL);
-                return Poll::Ready(());
-            }
-            if me.tx.poll_reset(cx).is_ready() {
-                return Poll::Ready(());
-            }
-            if let Some((mut chunk, eos)) = me.waiting.take() {
-                if me.tx.capacity() == 0 {
-                    me.tx.reserve_capacity(chunk.len());
-                    match me.tx.poll_capacity(cx) {
-                        Poll::Pending => {
-                            me.waiting = Some((chunk, eos));
-                            return Poll::Pending;
-                        }
-                        Poll::Ready(Some(Ok(_))) => {
-                            me.waiting = Some((chunk, eos));
-                            continue;
-                        }
-                        Poll::Ready(None | Some(Err(_))) => return Poll::Ready(()),
-                    }
-                }
-                let part = chunk.split_to(me.tx.capacity().min(chunk.len()));
-                let last = chunk.is_empty();
-                if me.tx.send_data(part, eos && last).is_err() {
-                    return Poll::Ready(());
-                }
-                if !last {
-                    me.waiting = Some((chunk, eos));
-                } else if eos {
-                    return Poll::Ready(());
-                }
-                continue;
-            }
-            match ready!(Pin::new(&mut me.body).poll_frame(cx)) {
-                None => {
-                    let _ = me.tx.send_data(Bytes::new(), true);
-                    return Poll::Ready(());
-                }
-                Some(Err(_)) => {
-                    me.tx.send_reset(Reason::CANCEL);
-                    return Poll::Ready(());
-                }
-                Some(Ok(frame)) => match frame.into_data() {
-                    Ok(data) => {
-                        let eos = me.body.is_end_stream();
-                        if me.eager + data.len() <= EAGER_BYTES {
-                            me.eager += data.len();
-                            if me.tx.send_data(data, eos).is_err() || eos {
-                                return Poll::Ready(());
-                            }
-                        } else {
-                            me.eager = EAGER_BYTES;
-                            me.waiting = Some((data, eos));
-                        }
-                    }
-                    Err(frame) => {
-                        if let Ok(trailers) = frame.into_trailers() {
-                            let _ = me.tx.send_trailers(trailers);
-                            return Poll::Ready(());
-                        }
-                    }
-                },
-            }
-        }
-    }
-}
-
-/// An answer's body over HTTP/2: data (its window given back as it is read), then trailers, if any.
-pub struct H2Body {
-    recv: RecvStream,
-    data_done: bool,
-    /// What is left of the announced `content-length`.
-    remaining: Option<u64>,
-    /// Dropped with the body: a request body still being sent then stops.
-    _cancel: Option<oneshot::Sender<()>>,
-}
-
-impl Body for H2Body {
-    type Data = Bytes;
-    type Error = h2::Error;
-
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, h2::Error>>> {
-        if !self.data_done {
-            match ready!(self.recv.poll_data(cx)) {
-                Some(Ok(data)) => {
-                    let _ = self.recv.flow_control().release_capacity(data.len());
-                    self.remaining = self.remaining.map(|n| n.saturating_sub(data.len() as u64));
-                    return Poll::Ready(Some(Ok(Frame::data(data))));
-                }
-                Some(Err(e)) => return Poll::Ready(Some(Err(e))),
-                None => self.data_done = true,
-            }
-        }
-        Poll::Ready(match ready!(self.recv.poll_trailers(cx)) {
-            Ok(Some(trailers)) => Some(Ok(Frame::trailers(trailers))),
-            Ok(None) => None,
-            Err(e) => Some(Err(e)),
-        })
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.recv.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self.remaining {
-            Some(n) if !self.data_done => SizeHint::with_exact(n),
-            _ => SizeHint::default(),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::convert::Infallible;
     use std::io;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Context;
 
+    use http::HeaderMap;
     use http_body_util::{BodyExt, Channel, Full};
     use hyper::body::Incoming;
     use hyper::service::service_fn;
@@ -642,19 +489,6 @@ mod tests {
         pool.keep_only(std::iter::empty());
         exchange(&pool, &authority, "/", Bytes::from_static(b"a")).await;
         assert_eq!(seen.connections.load(Ordering::SeqCst), 2);
-    }
-
-    #[test]
-    fn only_te_trailers_spelled_exactly_and_no_hop_by_hop_header_reaches_http2() {
-        let mut h = HeaderMap::new();
-        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
-        h.insert(header::TE, HeaderValue::from_static("Trailers"));
-        h.insert("x-user-id", HeaderValue::from_static("u1"));
-        strip_connection_headers(&mut h);
-        assert_eq!(h.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["x-user-id"]);
-        h.insert(header::TE, HeaderValue::from_static("trailers"));
-        strip_connection_headers(&mut h);
-        assert_eq!(h[header::TE], "trailers");
     }
 
     #[tokio::test]

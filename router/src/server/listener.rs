@@ -1,6 +1,6 @@
 //! The proxy port's connections: one that opens with HTTP/2's connection preface (prior knowledge, as gRPC clients
-//! without TLS do) goes to hyper's HTTP/2 server; any other to the router's own HTTP/1.1 server
-//! ([`super::h1server`]). Stopping lets every open connection finish the request it is serving.
+//! without TLS do) goes to the router's HTTP/2 server ([`super::h2server`]); any other to its HTTP/1.1 server
+//! ([`super::h1server`]). Stopping lets every open connection finish the requests it is serving.
 
 use std::future::poll_fn;
 use std::io;
@@ -10,16 +10,14 @@ use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::Request;
-use hyper::body::Incoming;
-use hyper::server::conn::http2;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
 use super::h1server::{self, RequestBody};
 use super::h1wire::poll_read;
+use super::h2server;
+use super::h2wire::H2Body;
 use super::{State, proxy};
 
 /// What an HTTP/2 client sends first (RFC 9113 §3.4).
@@ -27,8 +25,6 @@ const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Accepts connections until told to stop, then waits for the open ones to finish their requests.
 pub async fn accept(listener: TcpListener, mut stop: watch::Receiver<bool>, state: Arc<State>) {
-    let mut h2 = http2::Builder::new(TokioExecutor::new());
-    h2.timer(TokioTimer::new());
     // Each connection holds a sender; the channel closes when the last one has ended.
     let (open, mut all_closed) = mpsc::channel::<()>(1);
     loop {
@@ -36,9 +32,9 @@ pub async fn accept(listener: TcpListener, mut stop: watch::Receiver<bool>, stat
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
                 let _ = stream.set_nodelay(true);
-                let (state, stop, h2, open) = (state.clone(), stop.clone(), h2.clone(), open.clone());
+                let (state, stop, open) = (state.clone(), stop.clone(), open.clone());
                 tokio::spawn(async move {
-                    serve(stream, state, h2, stop).await;
+                    serve(stream, state, stop).await;
                     drop(open);
                 });
             }
@@ -51,12 +47,7 @@ pub async fn accept(listener: TcpListener, mut stop: watch::Receiver<bool>, stat
 }
 
 /// Tells the protocol from the first bytes and serves the connection with it.
-async fn serve(
-    mut stream: TcpStream,
-    state: Arc<State>,
-    h2: http2::Builder<TokioExecutor>,
-    mut stop: watch::Receiver<bool>,
-) {
+async fn serve(mut stream: TcpStream, state: Arc<State>, mut stop: watch::Receiver<bool>) {
     let timeouts = h1server::Timeouts::default();
     let mut first = BytesMut::new();
     loop {
@@ -65,15 +56,9 @@ async fn serve(
             break;
         }
         if seen == PREFACE.len() {
-            let io = TokioIo::new(Rewound { first: first.freeze(), io: stream });
-            let service = service_fn(move |req: Request<Incoming>| proxy::serve(state.clone(), req));
-            let conn = h2.serve_connection(io, service);
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => return,
-                _ = stop.changed() => conn.as_mut().graceful_shutdown(),
-            }
-            let _ = conn.await;
+            let io = Rewound { first: first.freeze(), io: stream };
+            let service = |req: Request<H2Body>| proxy::serve(state.clone(), req);
+            h2server::serve(io, service, stop, timeouts).await;
             return;
         }
         let read = poll_fn(|cx| poll_read(&mut stream, &mut first, cx));

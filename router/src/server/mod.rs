@@ -7,6 +7,8 @@ pub mod h1conn;
 pub mod h1server;
 pub mod h1wire;
 pub mod h2pool;
+pub mod h2server;
+pub mod h2wire;
 pub mod id;
 pub mod listener;
 pub mod log;

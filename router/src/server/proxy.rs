@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 use crate::compare::predicted_label;
 
 use super::body::{Captured, Tee};
-use super::h2pool::H2Body;
+use super::h2wire::H2Body;
 use super::id::{PREDICTION_ID, prediction_id, rfc3339};
 use super::log::{Line, LoggedBody, Record};
 use super::mirror::{Copy, LiveAnswer};
