@@ -15,6 +15,7 @@
 use std::convert::Infallible;
 use std::error::Error as StdError;
 use std::future::{Future, poll_fn};
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -187,6 +188,27 @@ where
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = &mut *self;
+        // A stream whose handling panics ends alone (dropped, so h2 resets it), as a task of its own would: on one
+        // thread the connection's other streams (other users', behind an ingress) run in the same task.
+        match std::panic::catch_unwind(AssertUnwindSafe(|| this.advance(cx))) {
+            Ok(poll) => poll,
+            Err(_) => {
+                *this = Stream::Done;
+                Poll::Ready(())
+            }
+        }
+    }
+}
+
+impl<F, B> Stream<F, B>
+where
+    F: Future<Output = Result<Response<B>, Infallible>>,
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<Box<dyn StdError + Send + Sync>>,
+{
+    /// Waits for the answer, then sends it.
+    fn advance(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self;
         loop {
             match this {
                 Stream::Answering { answer, respond } => {
@@ -351,6 +373,20 @@ mod tests {
         // The sender is dropped with the service's future: the receiver sees it closed.
         let closed = tokio::time::timeout(Duration::from_secs(5), dropped).await;
         assert!(matches!(closed, Ok(Err(_))), "the answer was not dropped: {closed:?}");
+    }
+
+    #[tokio::test]
+    async fn a_stream_whose_handling_panics_ends_alone() {
+        let service = |req: Request<H2Body>| async move {
+            if req.uri().path() == "/panic" {
+                panic!("a bug in the handling of one request");
+            }
+            echo(req).await
+        };
+        let (client, _server, _stop) = connect(service, Timeouts::default()).await;
+        assert!(exchange(&client, "/panic", b"a", None).await.is_err());
+        let (status, _, body) = exchange(&client, "/", b"b", None).await.unwrap();
+        assert_eq!((status, &body[..]), (StatusCode::OK, &b"b"[..]));
     }
 
     #[tokio::test]
