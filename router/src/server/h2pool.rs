@@ -113,8 +113,8 @@ impl H2Pool {
         }
         let response = response.await.map_err(PoolError::H2)?;
         let (parts, recv) = response.into_parts();
-        let remaining = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok());
-        Ok(Response::from_parts(parts, H2Body::new(recv, remaining, cancel)))
+        let body = H2Body::new(recv, &parts.headers, cancel);
+        Ok(Response::from_parts(parts, body))
     }
 
     /// Closes the connections to every address but these (after a configuration change).

@@ -172,8 +172,8 @@ where
             return Stream::Done;
         }
         let (parts, recv) = req.into_parts();
-        let length = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok());
-        let answer = Box::pin(service(Request::from_parts(parts, H2Body::new(recv, length, None))));
+        let body = H2Body::new(recv, &parts.headers, None);
+        let answer = Box::pin(service(Request::from_parts(parts, body)));
         Stream::Answering { answer, respond }
     }
 }
@@ -208,9 +208,8 @@ where
 {
     /// Waits for the answer, then sends it.
     fn advance(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let this = self;
         loop {
-            match this {
+            match self {
                 Stream::Answering { answer, respond } => {
                     let Poll::Ready(Ok(response)) = answer.as_mut().poll(cx) else {
                         // A client that resets the stream no longer wants the answer: the backend's request is
@@ -239,7 +238,7 @@ where
                     if end {
                         return Poll::Ready(());
                     }
-                    *this = Stream::Sending(Pipe::new(body, tx));
+                    *self = Stream::Sending(Pipe::new(body, tx));
                 }
                 Stream::Sending(pipe) => return Pin::new(pipe).poll(cx),
                 Stream::Done => return Poll::Ready(()),

@@ -146,9 +146,11 @@ pub struct H2Body {
 }
 
 impl H2Body {
-    /// The body of a stream that announced `content_length` (if it did); `cancel` is dropped with it.
-    pub fn new(recv: RecvStream, content_length: Option<u64>, cancel: Option<oneshot::Sender<()>>) -> H2Body {
-        H2Body { recv, data_done: false, remaining: content_length, _cancel: cancel }
+    /// The body of a stream whose head was `headers` (its `content-length`, if any, is the body's size; h2 has
+    /// checked it against the data); `cancel` is dropped with it.
+    pub fn new(recv: RecvStream, headers: &HeaderMap, cancel: Option<oneshot::Sender<()>>) -> H2Body {
+        let remaining = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok());
+        H2Body { recv, data_done: false, remaining, _cancel: cancel }
     }
 }
 
